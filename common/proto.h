@@ -1,0 +1,128 @@
+/*
+ * The jobd wire protocol, shared by jobd and jobctl: the operations table,
+ * the checks every request passes before a handler runs, error codes, job
+ * states and signal names. Messages are JSON objects (docs/protocol.md).
+ * Bump PROTO_VERSION on any incompatible change.
+ */
+#ifndef JOBD_PROTO_H
+#define JOBD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define PROTO_VERSION     1
+#define PROTO_MAX_MSG     (1024 * 1024) /* largest request jobd accepts */
+#define PROTO_MAX_IDS     1000          /* ids in one status/wait/cancel */
+#define PROTO_MAX_ARGS    4096          /* argv or env entries */
+#define PROTO_MAX_LIST    10000         /* largest list --limit */
+#define PROTO_LOG_CHUNK   (256 * 1024)  /* most output bytes in one reply */
+#define PROTO_MAX_PARK_MS 30000 /* a parked request is answered by then */
+#define PROTO_PRIO_MIN    -1000000
+#define PROTO_PRIO_MAX    1000000
+
+/* Operation flags. */
+#define OPF_READ  0x1
+#define OPF_WRITE 0x2 /* changes the store: its reply waits for the commit */
+#define OPF_ADMIN 0x4 /* root or the daemon's own uid only */
+#define OPF_PARK  0x8 /* may be answered later */
+
+enum proto_op {
+#define X(ident, name, flags, usage, summary) PROTO_OP_##ident,
+#include "proto-ops.def"
+#undef X
+	PROTO_OP_MAX
+};
+
+enum proto_type {
+	PROTO_T_INT,
+	PROTO_T_BOOL,
+	PROTO_T_STRING,
+	PROTO_T_INTS,    /* array of integers */
+	PROTO_T_STRINGS, /* array of strings */
+};
+
+/*
+ * One field of a request. For integers min/max bound the value; for strings
+ * the length in bytes; for arrays the number of elements.
+ */
+struct proto_field {
+	const char *name;
+	enum proto_type type;
+	int required;
+	long long min, max;
+};
+
+struct proto_op_info {
+	const char *name;
+	int flags;
+	const char *usage;
+	const char *summary;
+	const struct proto_field *fields; /* ends with a NULL name */
+};
+
+extern const struct proto_op_info proto_ops[PROTO_OP_MAX];
+
+/* Error codes carried in replies; names are stable (docs/protocol.md). */
+enum proto_status {
+	PROTO_OK,
+	PROTO_EBADMSG,   /* bad_request: not JSON, wrong shape or types */
+	PROTO_EVERSION,  /* bad_version */
+	PROTO_EUNKNOWN,  /* unknown_op */
+	PROTO_ENOTFOUND, /* not_found */
+	PROTO_EDENIED,   /* denied */
+	PROTO_ESTATE,    /* invalid_state: e.g. cancel of a finished job */
+	PROTO_ESTORAGE,  /* storage: the store could not commit */
+	PROTO_ESHUTDOWN, /* shutting_down */
+	PROTO_EINTERNAL, /* internal */
+	PROTO_STATUS_MAX
+};
+
+const char *proto_status_name(int);
+
+/* Job states, in the order the store keeps them (terminal ones last). */
+enum job_state {
+	JOB_BLOCKED,
+	JOB_SCHEDULED,
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_SUCCEEDED,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_LOST,
+	JOB_STATE_MAX
+};
+#define JOB_TERMINAL(s) ((s) >= JOB_SUCCEEDED)
+
+const char *proto_state_name(int);
+int proto_state_parse(const char *);
+
+int proto_op_lookup(const char *);
+const char *proto_signal_name(int);
+int proto_signal_parse(const char *);
+
+/*
+ * Decode and check one request: valid JSON object, "v" equal to
+ * PROTO_VERSION, a known "op", and every field as the table says (no unknown
+ * fields). On success returns PROTO_OK and sets *reqp (the caller owns it) and
+ * *opp. On failure returns the status and writes a message into err.
+ */
+int proto_request_decode(const void *, size_t, json_t **, int *, char *,
+                         size_t);
+
+/* A new request object for op, with "v" and "op" set. */
+json_t *proto_request_new(int);
+
+/* Replies: {"ok":true} and {"ok":false,"error":CODE,"message":TEXT}. */
+json_t *proto_reply_ok(void);
+json_t *proto_reply_error(int, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Check a reply from jobd. Returns PROTO_OK if it says ok, the error status
+ * it carries (its message in msg), or PROTO_EBADMSG if it is malformed.
+ */
+int proto_reply_status(json_t *, char *, size_t);
+
+#endif

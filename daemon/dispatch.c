@@ -1,0 +1,303 @@
+/*
+ * Requests from decode to reply. Every request passes the central checks
+ * (proto_request_decode: JSON, version, operation, every field's type and
+ * range; then who may ask) before its handler runs. A reply is not sent at
+ * once: it joins the iteration's batch and goes out after the commit
+ * (dispatch_flush). A request that must wait is parked on a job and run
+ * again when that job changes, or when its deadline passes.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jobd.h"
+
+static const cmd_exec_fn dispatch_cmds[PROTO_OP_MAX] = {
+	[PROTO_OP_SUBMIT] = cmd_submit_exec,
+	[PROTO_OP_STATUS] = cmd_status_exec,
+	[PROTO_OP_LIST] = cmd_list_exec,
+	[PROTO_OP_LOGS] = cmd_logs_exec,
+	[PROTO_OP_WAIT] = cmd_wait_exec,
+	[PROTO_OP_CANCEL] = cmd_cancel_exec,
+	[PROTO_OP_PING] = cmd_ping_exec,
+	[PROTO_OP_VERSION] = cmd_version_exec,
+};
+
+/* Answered, waiting for the commit. */
+static struct request_list dispatch_batch =
+    TAILQ_HEAD_INITIALIZER(dispatch_batch);
+/* Parked on a job. */
+static struct request_list dispatch_parked =
+    TAILQ_HEAD_INITIALIZER(dispatch_parked);
+
+/* Run r's handler; the request is parked or answered when it returns. */
+static void
+dispatch_exec(struct request *r)
+{
+	if ((proto_ops[r->op].flags & OPF_WRITE) && queue_begin() != 0) {
+		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
+		return;
+	}
+	if (dispatch_cmds[r->op](r) == CMD_DONE && r->reply == NULL)
+		dispatch_error(r, PROTO_EINTERNAL, "no reply");
+}
+
+/*
+ * Take a new request from ipc.c. Bytes from outside: nothing here aborts;
+ * a bad request gets an error reply and the daemon carries on.
+ */
+void
+dispatch_request(struct request *r)
+{
+	const void *buf;
+	size_t len;
+	char err[256];
+	int st;
+
+	ipc_request_body(r, &buf, &len);
+	st = proto_request_decode(buf, len, &r->req, &r->op, err, sizeof err);
+	if (st != PROTO_OK) {
+		log_debug("bad request from pid %llu: %s",
+		          (unsigned long long)r->pid, err);
+		dispatch_error(r, st, "%s", err);
+		return;
+	}
+	/* A jobd of an ordinary user serves that user only. */
+	if (geteuid() != 0 && r->uid != geteuid()) {
+		dispatch_error(r, PROTO_EDENIED, "this jobd serves uid %u only",
+		               (unsigned)geteuid());
+		return;
+	}
+	if ((proto_ops[r->op].flags & OPF_ADMIN) && r->uid != 0 &&
+	    r->uid != geteuid()) {
+		dispatch_error(r, PROTO_EDENIED, "%s is for root only",
+		               proto_ops[r->op].name);
+		return;
+	}
+	if (server_stopping) {
+		dispatch_error(r, PROTO_ESHUTDOWN, "jobd is stopping");
+		return;
+	}
+	dispatch_exec(r);
+}
+
+/* Answer r with reply (the function takes the reference). */
+void
+dispatch_reply(struct request *r, json_t *reply)
+{
+	json_decref(r->reply);
+	r->reply = reply;
+	TAILQ_INSERT_TAIL(&dispatch_batch, r, entry);
+	server_wake();
+}
+
+void
+dispatch_error(struct request *r, int st, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	dispatch_reply(r, proto_reply_error(st, "%s", msg));
+}
+
+/*
+ * Send the batch's replies; called after the commit. If the commit failed,
+ * nothing the batch did happened, so every reply becomes a storage error.
+ */
+void
+dispatch_flush(int failed)
+{
+	struct request *r;
+
+	while ((r = TAILQ_FIRST(&dispatch_batch)) != NULL) {
+		TAILQ_REMOVE(&dispatch_batch, r, entry);
+		if (failed) {
+			json_decref(r->reply);
+			r->reply = proto_reply_error(
+			    PROTO_ESTORAGE,
+			    "storage unavailable: the change was not saved; "
+			    "try again");
+		}
+		ipc_send(r);
+	}
+}
+
+static void
+dispatch_unpark(struct request *r)
+{
+	TAILQ_REMOVE(&dispatch_parked, r, entry);
+	event_del(r->timer);
+	r->park_job = 0;
+}
+
+static void
+dispatch_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *r = arg;
+
+	(void)fd;
+	(void)what;
+	dispatch_unpark(r);
+	/* A handler may set the timer early, to look again. */
+	r->expired = util_mono_ms() >= r->deadline;
+	dispatch_exec(r);
+	server_wake();
+}
+
+/*
+ * Park r until job id changes, or at the latest until monotonic time
+ * deadline (ms). The first deadline given to a request stays. The handler
+ * returns CMD_PARK after this; r must not be touched by it afterwards.
+ */
+void
+dispatch_park(struct request *r, int64_t id, int64_t deadline)
+{
+	struct timeval tv;
+	int64_t left;
+
+	if (r->deadline == 0)
+		r->deadline = deadline;
+	if (r->timer == NULL)
+		r->timer = evtimer_new(server_base, dispatch_deadline_cb, r);
+	left = r->deadline - util_mono_ms();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	evtimer_add(r->timer, &tv);
+	r->park_job = id;
+	TAILQ_INSERT_TAIL(&dispatch_parked, r, entry);
+}
+
+/* Job id changed (started, ended, wrote output): rerun what waits on it. */
+void
+dispatch_job_changed(int64_t id)
+{
+	struct request_list woken = TAILQ_HEAD_INITIALIZER(woken);
+	struct request *r, *next;
+
+	for (r = TAILQ_FIRST(&dispatch_parked); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if (r->park_job != id)
+			continue;
+		dispatch_unpark(r);
+		TAILQ_INSERT_TAIL(&woken, r, entry);
+	}
+	while ((r = TAILQ_FIRST(&woken)) != NULL) {
+		TAILQ_REMOVE(&woken, r, entry);
+		dispatch_exec(r);
+	}
+}
+
+/* jobd is stopping: answer every parked request so clients can retry. */
+void
+dispatch_shutdown(void)
+{
+	struct request *r;
+
+	while ((r = TAILQ_FIRST(&dispatch_parked)) != NULL) {
+		dispatch_unpark(r);
+		dispatch_error(r, PROTO_ESHUTDOWN, "jobd is stopping");
+	}
+}
+
+/*
+ * Read job id for r into j, checking that the sender may see it. Returns 0,
+ * or -1 after answering r with the error.
+ */
+int
+dispatch_job_get(struct request *r, int64_t id, struct job *j)
+{
+	switch (queue_job_get(id, j)) {
+	case 0:
+		break;
+	case 1:
+		dispatch_error(r, PROTO_ENOTFOUND, "job %lld not found",
+		               (long long)id);
+		return (-1);
+	default:
+		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
+		return (-1);
+	}
+	if (r->uid != 0 && (int64_t)r->uid != j->uid) {
+		dispatch_error(r, PROTO_EDENIED,
+		               "job %lld belongs to another user",
+		               (long long)id);
+		job_clear(j);
+		return (-1);
+	}
+	return (0);
+}
+
+static json_t *
+dispatch_time(int64_t ms)
+{
+	char buf[UTIL_TIME_LEN];
+
+	if (ms <= 0)
+		return (json_null());
+	util_time_format(ms, buf, sizeof buf);
+	return (json_string(buf));
+}
+
+static json_t *
+dispatch_strv(char **v)
+{
+	json_t *a;
+
+	if (v == NULL)
+		return (json_null());
+	a = json_array();
+	for (int i = 0; v[i] != NULL; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return (a);
+}
+
+static json_t *
+dispatch_path(int64_t id, enum outcome_file which)
+{
+	char path[PATH_MAX];
+
+	if (outcome_path(path, sizeof path, jobd_conf.state_dir, id, which) !=
+	    0)
+		return (json_null());
+	return (json_string(path));
+}
+
+/* The job object of docs/protocol.md. */
+json_t *
+dispatch_job_json(const struct job *j)
+{
+	json_t *o;
+
+	o = json_pack(
+	    "{s:I, s:o, s:s, s:o, s:o, s:s, s:{s:I, s:I, s:I}, "
+	    "s:I, s:I}",
+	    "id", (json_int_t)j->id, "name",
+	    j->name != NULL ? json_string(j->name) : json_null(), "state",
+	    proto_state_name(j->state), "argv", dispatch_strv(j->argv), "shell",
+	    j->shell != NULL ? json_string(j->shell) : json_null(), "cwd",
+	    j->cwd != NULL ? j->cwd : "", "owner", "uid", (json_int_t)j->uid,
+	    "gid", (json_int_t)j->gid, "pid", (json_int_t)j->pid, "priority",
+	    (json_int_t)j->priority, "attempt", (json_int_t)j->attempt);
+	if (o == NULL)
+		fatalx("cannot build a job object");
+	json_object_set_new(o, "exit_code",
+	                    j->has_exit ? json_integer(j->exit_code)
+	                                : json_null());
+	json_object_set_new(
+	    o, "signal", j->signal > 0 ? json_integer(j->signal) : json_null());
+	json_object_set_new(o, "reason",
+	                    j->reason != NULL ? json_string(j->reason)
+	                                      : json_null());
+	json_object_set_new(o, "submitted_at", dispatch_time(j->submitted_at));
+	json_object_set_new(o, "started_at", dispatch_time(j->started_at));
+	json_object_set_new(o, "finished_at", dispatch_time(j->finished_at));
+	json_object_set_new(o, "stdout", dispatch_path(j->id, OUTCOME_STDOUT));
+	json_object_set_new(o, "stderr", dispatch_path(j->id, OUTCOME_STDERR));
+	return (o);
+}

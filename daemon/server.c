@@ -1,0 +1,131 @@
+/*
+ * The event loop. One libevent base runs everything; signals are events.
+ * server_hook() runs once at the end of each loop iteration in which
+ * something happened (server_wake): it commits the iteration's writes in one
+ * transaction (group commit), then sends the replies that waited on that
+ * commit, then lets the scheduler start jobs. No reply that promises a
+ * write goes out before its commit.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include "jobd.h"
+
+struct jobd_config jobd_conf;
+const char *jobd_instance = "none";
+struct event_base *server_base;
+int server_stopping;
+
+static struct event *server_hook_ev;
+static struct event *server_sig_ev[4];
+
+/* Ask for server_hook() to run at the end of this loop iteration. */
+void
+server_wake(void)
+{
+	if (server_hook_ev != NULL &&
+	    !event_pending(server_hook_ev, EV_TIMEOUT, NULL))
+		event_active(server_hook_ev, EV_TIMEOUT, 0);
+}
+
+static void
+server_hook_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int failed;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	failed = queue_commit() != 0;
+	if (!failed)
+		worker_after_commit();
+	dispatch_flush(failed);
+	if (!server_stopping)
+		sched_run();
+	else if (!queue_in_txn()) {
+		/* Give nng's threads a moment to put the last replies out. */
+		struct timeval linger = { 0, 100 * 1000 };
+		event_base_loopexit(server_base, &linger);
+	}
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	switch (sig) {
+	case SIGCHLD:
+		worker_reap();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		if (server_stopping)
+			break;
+		log_info("stopping on signal %d; running jobs go on under "
+		         "their supervisors",
+		         (int)sig);
+		server_stopping = 1;
+		ipc_stop();
+		dispatch_shutdown();
+		break;
+	case SIGHUP:
+		log_info("SIGHUP: nothing to reload");
+		break;
+	}
+	server_wake();
+}
+
+/*
+ * Create the event base and the signal events. The signals are blocked in
+ * this thread first, so that nng's threads (started later) inherit the mask
+ * and only libevent's handler, in this thread, ever sees them.
+ */
+void
+server_init(void)
+{
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
+	sigset_t set;
+	size_t i;
+
+	sigemptyset(&set);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(&set, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if ((server_base = event_base_new()) == NULL)
+		fatalx("cannot create the event base");
+	server_hook_ev = event_new(server_base, -1, 0, server_hook_cb, NULL);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		server_sig_ev[i] =
+		    evsignal_new(server_base, sigs[i], server_signal_cb, NULL);
+		if (server_sig_ev[i] == NULL ||
+		    event_add(server_sig_ev[i], NULL) != 0)
+			fatalx("cannot watch signal %d", sigs[i]);
+	}
+}
+
+/*
+ * Run the loop until a stop signal has been handled and every reply sent.
+ * The signals are unblocked only now, in the loop's own thread.
+ */
+void
+server_loop(void)
+{
+	sigset_t set;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &set);
+	sigdelset(&set, SIGCHLD);
+	sigdelset(&set, SIGTERM);
+	sigdelset(&set, SIGINT);
+	sigdelset(&set, SIGHUP);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+
+	event_base_dispatch(server_base);
+
+	for (size_t i = 0; i < sizeof server_sig_ev / sizeof server_sig_ev[0];
+	     i++)
+		event_free(server_sig_ev[i]);
+	event_free(server_hook_ev);
+	server_hook_ev = NULL;
+}
