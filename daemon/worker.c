@@ -64,6 +64,8 @@ worker_argv(const struct job *j)
 
 	for (int i = 0; j->argv != NULL && j->argv[i] != NULL; i++)
 		n++;
+	for (int i = 0; j->env[i] != NULL; i++)
+		n += 2;
 	v = xcalloc(n, sizeof *v);
 	v[k++] = xstrdup(jobd_conf.supervisor);
 	v[k++] = xstrdup("--id");
@@ -80,6 +82,10 @@ worker_argv(const struct job *j)
 		v[k++] = xasprintf("%lld", (long long)j->uid);
 		v[k++] = xstrdup("--gid");
 		v[k++] = xasprintf("%lld", (long long)j->gid);
+	}
+	for (int i = 0; j->env[i] != NULL; i++) {
+		v[k++] = xstrdup("--env");
+		v[k++] = xstrdup(j->env[i]);
 	}
 	if (j->shell != NULL) {
 		v[k++] = xstrdup("--shell");
@@ -110,7 +116,7 @@ worker_spawn(const struct job *j)
 	struct sigaction sa;
 	struct worker *w;
 	sigset_t none;
-	char run[PATH_MAX];
+	char run[PATH_MAX], *noenv[] = { NULL };
 	char **argv = worker_argv(j);
 	pid_t pid;
 	int saved;
@@ -129,7 +135,11 @@ worker_spawn(const struct job *j)
 			sigaction(s, &sa, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close_range(3, ~0U, 0);
-		execve(argv[0], argv, j->env);
+		/*
+		 * An empty environment: the job's travels as --env words, so
+		 * LD_PRELOAD and the like never reach a root supervisor.
+		 */
+		execve(argv[0], argv, noenv);
 		_exit(127);
 	}
 	saved = errno;
