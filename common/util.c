@@ -100,6 +100,7 @@ util_parse_duration_ms(const char *s, long long *out)
 	long long total = 0, n;
 	char *end;
 	size_t i, len;
+	int first = 1;
 
 	if (s == NULL || !isdigit((unsigned char)*s))
 		return (-1);
@@ -111,7 +112,7 @@ util_parse_duration_ms(const char *s, long long *out)
 		if (errno != 0)
 			return (-1);
 		s = end;
-		if (*s == '\0' && total == 0) {
+		if (*s == '\0' && first) {
 			if (n > LLONG_MAX / 1000)
 				return (-1);
 			*out = n * 1000;
@@ -129,6 +130,7 @@ util_parse_duration_ms(const char *s, long long *out)
 			return (-1);
 		total += n * units[i].ms;
 		s += len;
+		first = 0;
 	}
 	*out = total;
 	return (0);
@@ -163,7 +165,10 @@ util_time_format(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "invalid");
 		return;
 	}
-	strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(buf, len, "invalid");
+		return;
+	}
 	snprintf(buf, len, "%s.%03dZ", sec, (int)(ms % 1000));
 }
 
@@ -218,6 +223,25 @@ util_default_paths(char *sock, size_t socklen, char *state, size_t statelen)
 	return (n < 0 || (size_t)n >= socklen ? -1 : 0);
 }
 
+/* mkdir, or nothing if path is already a folder. */
+static int
+util_mkdir(const char *path, mode_t mode)
+{
+	struct stat sb;
+
+	if (mkdir(path, mode) == 0)
+		return (0);
+	if (errno != EEXIST)
+		return (-1);
+	if (stat(path, &sb) != 0)
+		return (-1);
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = ENOTDIR;
+		return (-1);
+	}
+	return (0);
+}
+
 /* mkdir -p; existing folders are left as they are. */
 int
 util_mkdir_p(const char *path, mode_t mode)
@@ -229,11 +253,11 @@ util_mkdir_p(const char *path, mode_t mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(s, mode) != 0 && errno != EEXIST)
+		if (util_mkdir(s, mode) != 0)
 			goto out;
 		*p = '/';
 	}
-	if (mkdir(s, mode) != 0 && errno != EEXIST)
+	if (util_mkdir(s, mode) != 0)
 		goto out;
 	rv = 0;
 out:

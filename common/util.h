@@ -36,7 +36,8 @@ int util_socket_url(const char *, char *, size_t);
 /*
  * The default socket URL and state folder for this uid (DESIGN.md): as root
  * /run/jobd/jobd.sock and /var/lib/jobd; otherwise $XDG_RUNTIME_DIR/jobd/
- * and $XDG_STATE_HOME/jobd (or ~/.local/state/jobd).
+ * (or, without XDG_RUNTIME_DIR, jobd.sock in the state folder) and
+ * $XDG_STATE_HOME/jobd (or ~/.local/state/jobd).
  */
 #define UTIL_SYSTEM_SOCKET "/run/jobd/jobd.sock"
 int util_default_paths(char *, size_t, char *, size_t);

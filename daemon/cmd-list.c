@@ -3,27 +3,16 @@
 
 #define CMD_LIST_DEFAULT 100
 
-struct cmd_list_ctx {
-	struct request *r;
-	json_t *jobs;
-};
-
 static void
 cmd_list_add(struct job *j, void *arg)
 {
-	struct cmd_list_ctx *ctx = arg;
-
-	/* A root jobd lists to each user only that user's jobs. */
-	if (ctx->r->uid != 0 && (int64_t)ctx->r->uid != j->uid)
-		return;
-	json_array_append_new(ctx->jobs, dispatch_job_json(j));
+	json_array_append_new(arg, dispatch_job_json(j));
 }
 
 enum cmd_result
 cmd_list_exec(struct request *r)
 {
-	struct cmd_list_ctx ctx = { r, NULL };
-	json_t *v;
+	json_t *v, *jobs;
 	int state = -1, limit = CMD_LIST_DEFAULT;
 
 	if ((v = json_object_get(r->req, "state")) != NULL &&
@@ -34,12 +23,14 @@ cmd_list_exec(struct request *r)
 	}
 	if ((v = json_object_get(r->req, "limit")) != NULL)
 		limit = (int)json_integer_value(v);
-	ctx.jobs = json_array();
-	if (queue_job_list(state, limit, cmd_list_add, &ctx) != 0) {
-		json_decref(ctx.jobs);
+	jobs = json_array();
+	/* Root sees every job; anyone else, their own. */
+	if (queue_job_list(state, r->uid == 0 ? -1 : (int64_t)r->uid, limit,
+	                   cmd_list_add, jobs) != 0) {
+		json_decref(jobs);
 		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
 		return (CMD_DONE);
 	}
-	dispatch_reply(r, json_pack("{s:b, s:o}", "ok", 1, "jobs", ctx.jobs));
+	dispatch_reply(r, json_pack("{s:b, s:o}", "ok", 1, "jobs", jobs));
 	return (CMD_DONE);
 }

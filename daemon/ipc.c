@@ -93,20 +93,13 @@ fail:
 	return (-1);
 }
 
-/* Stop taking requests (the fd belongs to nng: never close it). */
-void
-ipc_stop(void)
-{
-	if (ipc_rx_ev != NULL) {
-		event_free(ipc_rx_ev);
-		ipc_rx_ev = NULL;
-	}
-}
-
+/* Stop listening. The event goes first: the fd belongs to nng. */
 void
 ipc_close(void)
 {
-	ipc_stop();
+	if (ipc_rx_ev != NULL)
+		event_free(ipc_rx_ev);
+	ipc_rx_ev = NULL;
 	nng_close(ipc_sock);
 }
 

@@ -91,7 +91,6 @@ void server_wake(void);
 
 /* ipc.c (the only nng user) */
 int ipc_listen(const char *, int);
-void ipc_stop(void);
 void ipc_close(void);
 void ipc_send(struct request *);
 void ipc_request_body(struct request *, const void **, size_t *);
@@ -132,7 +131,7 @@ void job_clear(struct job *);
 int queue_job_insert(struct job *);
 int queue_job_find_key(int64_t, const char *, int64_t *);
 int queue_job_get(int64_t, struct job *);
-int queue_job_list(int, int, void (*)(struct job *, void *), void *);
+int queue_job_list(int, int64_t, int, void (*)(struct job *, void *), void *);
 int queue_job_next(int64_t *, int);
 int queue_job_claim(int64_t, struct job *);
 int queue_job_unclaim(int64_t);

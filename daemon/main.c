@@ -26,7 +26,7 @@ usage(FILE *f)
 	    f,
 	    "usage: jobd [--socket URL] [--state-dir DIR] [--parallel N]\n"
 	    "            [--ready-fd FD] [--supervisor PATH] [-v]\n"
-	    "            [--help] [--version]\n"
+	    "            [-h | --help] [--version]\n"
 	    "\n"
 	    "  --socket URL       where to listen: an ipc:// URL or a path\n"
 	    "                     (root: %s; a user:\n"
@@ -119,6 +119,9 @@ main_options(int argc, char **argv)
 		        argv[optind]);
 		exit(2);
 	}
+	if (jobd_conf.socket_url[0] == '\0' || jobd_conf.state_dir[0] == '\0')
+		fatalx("cannot work out the default paths (is HOME set?); "
+		       "give --socket and --state-dir");
 	return;
 bad:
 	fprintf(stderr, "jobd: invalid value '%s' for --%s\n", optarg,

@@ -6,6 +6,7 @@
  * The schema version lives in PRAGMA user_version; a newer one is refused.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,10 +78,10 @@ static const char *queue_sql[ST_MAX] = {
 	[ST_FIND_KEY] = "SELECT id FROM jobs WHERE uid = ? AND idem_key = ?",
 	[ST_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
 	[ST_GET_ENV] = "SELECT env FROM jobs WHERE id = ?",
-	[ST_LIST_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC "
-	                "LIMIT ?",
-	[ST_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ? "
-	                  "ORDER BY id DESC LIMIT ?",
+	[ST_LIST_ALL] = "SELECT " JOB_COLS " FROM jobs "
+	                "WHERE (?1 < 0 OR uid = ?1) ORDER BY id DESC LIMIT ?2",
+	[ST_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?3 "
+	                  "AND (?1 < 0 OR uid = ?1) ORDER BY id DESC LIMIT ?2",
 	[ST_NEXT] = "SELECT id FROM jobs WHERE state = 2 "
 	            "ORDER BY priority DESC, id LIMIT ?",
 	[ST_CLAIM] = "UPDATE jobs SET state = 3, started_at = ?, "
@@ -125,33 +126,37 @@ queue_exec_st(int st)
 	return (0);
 }
 
+/* The first column of the first row of sql, as an int or text. */
 static int
-queue_migrate(void)
+queue_pragma(const char *sql, int *ip, char *text, size_t len)
 {
 	sqlite3_stmt *st;
-	int version;
+	int rv = -1;
 
-	if (sqlite3_prepare_v2(queue_db, "PRAGMA user_version", -1, &st,
-	                       NULL) != SQLITE_OK)
-		return (queue_fail("user_version"));
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return (queue_fail("user_version"));
-	}
-	version = sqlite3_column_int(st, 0);
+	if (sqlite3_prepare_v2(queue_db, sql, -1, &st, NULL) != SQLITE_OK)
+		return (queue_fail(sql));
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (ip != NULL)
+			*ip = sqlite3_column_int(st, 0);
+		if (text != NULL)
+			snprintf(text, len, "%s",
+			         (const char *)sqlite3_column_text(st, 0));
+		rv = 0;
+	} else
+		queue_fail(sql);
 	sqlite3_finalize(st);
-	if (version > QUEUE_SCHEMA_VERSION) {
-		log_warnx("store: the database has schema version %d, newer "
-		          "than this jobd's %d; refusing to touch it",
-		          version, QUEUE_SCHEMA_VERSION);
-		return (-1);
-	}
+	return (rv);
+}
+
+/* Bring a database of schema version (0: new) up to this jobd's. */
+static int
+queue_migrate(int version)
+{
 	if (version == QUEUE_SCHEMA_VERSION)
 		return (0);
 	/* Version 0: a new database. Later versions add steps here. */
-	if (sqlite3_exec(queue_db,
-	                 "PRAGMA auto_vacuum = INCREMENTAL; BEGIN IMMEDIATE",
-	                 NULL, NULL, NULL) != SQLITE_OK ||
+	if (sqlite3_exec(queue_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	        SQLITE_OK ||
 	    sqlite3_exec(queue_db, queue_schema_v1, NULL, NULL, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_exec(queue_db, "PRAGMA user_version = 1; COMMIT", NULL,
@@ -163,17 +168,24 @@ queue_migrate(void)
 	return (0);
 }
 
-/* Open (or create) the store at path. Returns 0, or -1 after logging why. */
+/*
+ * Open (or create) the store at path. A corrupt database, or one of a
+ * newer schema, is refused before anything is written to it. Returns 0, or
+ * -1 after logging why.
+ */
 int
 queue_open(const char *path)
 {
-	static const char *pragmas = "PRAGMA journal_mode = WAL;"
+	/* auto_vacuum first: it only takes effect before page 1 is written. */
+	static const char *pragmas = "PRAGMA auto_vacuum = INCREMENTAL;"
+	                             "PRAGMA journal_mode = WAL;"
 	                             "PRAGMA synchronous = FULL;"
 	                             "PRAGMA foreign_keys = ON;"
 	                             "PRAGMA secure_delete = OFF;"
 	                             "PRAGMA trusted_schema = OFF;"
 	                             "PRAGMA journal_size_limit = 67108864;";
-	int i;
+	char check[64];
+	int i, version;
 
 	if (sqlite3_open_v2(path, &queue_db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -185,16 +197,25 @@ queue_open(const char *path)
 	sqlite3_db_config(queue_db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	/* Only an outside process (an admin's sqlite3) can hold the lock. */
 	sqlite3_busy_timeout(queue_db, 200);
-	if (sqlite3_exec(queue_db, "PRAGMA quick_check", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		queue_fail("checking the database");
+	if (queue_pragma("PRAGMA quick_check", NULL, check, sizeof check) !=
+	        0 ||
+	    strcmp(check, "ok") != 0) {
+		log_warnx("store: %s is damaged (%s)", path, check);
+		goto fail;
+	}
+	if (queue_pragma("PRAGMA user_version", &version, NULL, 0) != 0)
+		goto fail;
+	if (version > QUEUE_SCHEMA_VERSION) {
+		log_warnx("store: %s has schema version %d, newer than this "
+		          "jobd's %d; refusing to touch it",
+		          path, version, QUEUE_SCHEMA_VERSION);
 		goto fail;
 	}
 	if (sqlite3_exec(queue_db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
 		queue_fail("setting up the database");
 		goto fail;
 	}
-	if (queue_migrate() != 0)
+	if (queue_migrate(version) != 0)
 		goto fail;
 	for (i = 0; i < ST_MAX; i++) {
 		if (sqlite3_prepare_v3(queue_db, queue_sql[i], -1,
@@ -470,21 +491,20 @@ queue_each(sqlite3_stmt *st, void (*cb)(struct job *, void *), void *arg)
 	return (rc == SQLITE_DONE ? 0 : queue_fail("listing jobs"));
 }
 
-/* Jobs in state (or all, if state < 0), newest first, at most limit. */
+/*
+ * Jobs in state (or all, if state < 0) of owner uid (or everyone's, if
+ * uid < 0), newest first, at most limit.
+ */
 int
-queue_job_list(int state, int limit, void (*cb)(struct job *, void *),
-               void *arg)
+queue_job_list(int state, int64_t uid, int limit,
+               void (*cb)(struct job *, void *), void *arg)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = queue_st[state < 0 ? ST_LIST_ALL : ST_LIST_STATE];
 
-	if (state < 0) {
-		st = queue_st[ST_LIST_ALL];
-		sqlite3_bind_int(st, 1, limit);
-	} else {
-		st = queue_st[ST_LIST_STATE];
-		sqlite3_bind_int(st, 1, state);
-		sqlite3_bind_int(st, 2, limit);
-	}
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int(st, 2, limit);
+	if (state >= 0)
+		sqlite3_bind_int(st, 3, state);
 	return (queue_each(st, cb, arg));
 }
 
@@ -542,7 +562,11 @@ queue_job_claim(int64_t id, struct job *j)
 	else
 		j->env = xcalloc(1, sizeof *j->env);
 	sqlite3_reset(st);
-	return (rc == SQLITE_ROW ? 0 : queue_fail("reading a job's env"));
+	if (rc != SQLITE_ROW) {
+		job_clear(j);
+		return (queue_fail("reading a job's env"));
+	}
+	return (0);
 }
 
 /* Undo a claim whose start failed: the job is queued again. */

@@ -65,8 +65,8 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_info("stopping on signal %d; running jobs go on under "
 		         "their supervisors",
 		         (int)sig);
+		/* From now on every request is answered shutting_down. */
 		server_stopping = 1;
-		ipc_stop();
 		dispatch_shutdown();
 		break;
 	case SIGHUP:
