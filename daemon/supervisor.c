@@ -2,13 +2,15 @@
  * jobd-supervisor: the parent of one running job (DESIGN.md, "Processes").
  *
  *   jobd-supervisor --id ID --state-dir DIR --cwd DIR [--uid UID --gid GID]
- *       [--kill-after MS] [--env NAME=VALUE]... (--shell CMD | -- PROGRAM
+ *       [--kill-after MS] [--env-fd FD] (--shell CMD | -- PROGRAM
  * [ARG...])
  *
- * jobd starts one per job. The job's environment comes as --env words and
- * passes to the job untouched; the supervisor itself runs with an empty
- * environment, so that nothing a user submits (LD_PRELOAD, say) reaches
- * the dynamic loader of a process that may run as root. The supervisor owns,
+ * jobd starts one per job. The job's environment comes on --env-fd (NUL-
+ * terminated NAME=VALUE strings, read to its end) and passes to the job
+ * untouched; the supervisor itself runs with an empty environment, so that
+ * nothing a user submits (LD_PRELOAD, say) reaches the dynamic loader of a
+ * process that may run as root, and nothing of it shows on the command
+ * line, which every user can read. The supervisor owns,
  * for that one job: the run file STATE/run/ID.run (its pid, flock'ed), the
  * output files STATE/out/ID.out and ID.err, the job's process group, and the
  * outcome STATE/run/ID.status.
@@ -64,6 +66,7 @@
 #define SUP_KILL_AFTER_MS 10000
 #define SUP_DRAIN_MS      5000 /* most we wait for the group after SIGKILL */
 #define SUP_NOFILE        1024 /* the job's RLIMIT_NOFILE soft limit */
+#define SUP_ENV_MAX       (8 * 1024 * 1024) /* most environment bytes */
 
 #define SUP_EXIT_FAILURE 1
 #define SUP_EXIT_USAGE   2
@@ -88,12 +91,14 @@ struct sup {
 	const char *state;
 	const char *cwd;
 	int set_ids; /* --uid and --gid given */
+	int env_fd;  /* --env-fd, or -1 */
 	uid_t uid;
 	gid_t gid;
 	int64_t kill_after;
 	const char *shell; /* --shell CMD, or NULL */
 	char **argv;       /* PROGRAM ARG..., or NULL */
 	char **env;        /* the job's environment, NULL-terminated */
+	char *envbuf;      /* the strings env points into */
 
 	/* Prepared before the fork. */
 	gid_t *groups; /* the job's supplementary groups (root only) */
@@ -111,7 +116,7 @@ struct sup {
 static const char sup_usage_text[] =
     "usage: jobd-supervisor --id ID --state-dir DIR --cwd DIR"
     " [--uid UID --gid GID]\n"
-    "           [--kill-after MS] [--env NAME=VALUE]...\n"
+    "           [--kill-after MS] [--env-fd FD]\n"
     "           (--shell CMD | -- PROGRAM [ARG...])\n";
 
 static char sup_log_prefix[64] = "jobd-supervisor";
@@ -138,23 +143,18 @@ sup_reason(struct outcome *o, const char *fmt, ...)
 
 /*
  * Parse the command line strictly: every option once, each with its value
- * in the next word (--env may repeat), nothing unknown, exactly one of
- * --shell and "--".
+ * in the next word, nothing unknown, exactly one of --shell and "--".
  */
 static void
 sup_parse(int argc, char **argv, struct sup *s)
 {
 	const char *id = NULL, *uid = NULL, *gid = NULL, *kill_after = NULL;
+	const char *env_fd = NULL;
 	const char **slot;
 	long long v;
-	int i, nenv = 0;
+	int i;
 
-	s->env = xcalloc((size_t)argc, sizeof *s->env);
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--env") == 0 && i + 1 < argc) {
-			s->env[nenv++] = argv[++i];
-			continue;
-		}
 		if (strcmp(argv[i], "--") == 0) {
 			if (i + 1 == argc)
 				sup_usage("no program after --");
@@ -175,6 +175,8 @@ sup_parse(int argc, char **argv, struct sup *s)
 			slot = &kill_after;
 		else if (strcmp(argv[i], "--shell") == 0)
 			slot = &s->shell;
+		else if (strcmp(argv[i], "--env-fd") == 0)
+			slot = &env_fd;
 		else {
 			fprintf(stderr, "%s: unknown argument '%s'\n",
 			        sup_log_prefix, argv[i]);
@@ -214,6 +216,48 @@ sup_parse(int argc, char **argv, struct sup *s)
 	}
 	if ((s->shell == NULL) == (s->argv == NULL))
 		sup_usage("give either --shell CMD or -- PROGRAM [ARG...]");
+	s->env_fd = -1;
+	if (env_fd != NULL) {
+		if (util_parse_int(env_fd, 0, INT_MAX, &v) == -1)
+			sup_usage("--env-fd must be a descriptor");
+		s->env_fd = (int)v;
+	}
+}
+
+/*
+ * Read the job's environment from s->env_fd to its end and close it; no
+ * --env-fd means an empty environment.
+ */
+static void
+sup_read_env(struct sup *s)
+{
+	size_t len = 0, cap = 4096, n = 0, k = 0, i;
+	ssize_t got;
+
+	s->envbuf = xmalloc(cap);
+	while (s->env_fd != -1) {
+		if (len == cap) {
+			if (cap >= SUP_ENV_MAX)
+				fatalx("the job's environment is too large");
+			cap *= 2;
+			s->envbuf = xrealloc(s->envbuf, cap);
+		}
+		got = read(s->env_fd, s->envbuf + len, cap - len);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			fatal("reading the job's environment");
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	if (s->env_fd != -1)
+		close(s->env_fd);
+	for (i = 0; i < len; i++)
+		n += s->envbuf[i] == '\0';
+	s->env = xcalloc(n + 1, sizeof *s->env);
+	for (i = 0; i < len && k < n; i += strlen(s->envbuf + i) + 1)
+		s->env[k++] = s->envbuf + i;
 }
 
 /*
@@ -681,6 +725,7 @@ main(int argc, char **argv)
 	signal(SIGCHLD, SIG_DFL);
 
 	sup_parse(argc, argv, &s);
+	sup_read_env(&s);
 	snprintf(sup_log_prefix, sizeof sup_log_prefix,
 	         "jobd-supervisor[%" PRId64 "]", s.id);
 	log_init(sup_log_prefix, 0);
@@ -714,6 +759,7 @@ main(int argc, char **argv)
 		close(s.err_fd);
 	free(s.groups);
 	free(s.env);
+	free(s.envbuf);
 
 	if (!s.reaped) {
 		o.finished_at = util_now_ms();

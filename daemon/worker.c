@@ -8,6 +8,8 @@
  * RAM holds the running jobs only.
  */
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +24,8 @@
 struct worker {
 	int64_t id;
 	pid_t pid;
-	int pending_sig; /* to send after the commit, or 0 */
+	int pending_sig;         /* to send after the commit, or 0 */
+	struct event *orphan_ev; /* a supervisor an older jobd started */
 	LIST_ENTRY(worker) entry;
 };
 LIST_HEAD(worker_list, worker);
@@ -55,17 +58,43 @@ worker_find(int64_t id)
 	return (NULL);
 }
 
+/* The supervisor reads the job's environment from this descriptor. */
+#define WORKER_ENV_FD 3
+
+/*
+ * The job's environment on an anonymous memory file, read from the start:
+ * not on the supervisor's command line, which every user can read. Returns
+ * the descriptor (close-on-exec), or -1.
+ */
+static int
+worker_env_fd(char **env)
+{
+	size_t len;
+	int fd;
+
+	if ((fd = memfd_create("jobd-env", MFD_CLOEXEC)) == -1)
+		return (-1);
+	for (int i = 0; env[i] != NULL; i++) {
+		len = strlen(env[i]) + 1;
+		if (write(fd, env[i], len) != (ssize_t)len)
+			goto fail;
+	}
+	if (lseek(fd, 0, SEEK_SET) == 0)
+		return (fd);
+fail:
+	close(fd);
+	return (-1);
+}
+
 /* The supervisor's command line (see daemon/supervisor.c). */
 static char **
 worker_argv(const struct job *j)
 {
-	size_t n = 16, k = 0;
+	size_t n = 20, k = 0; /* options, values and the NULL */
 	char **v;
 
 	for (int i = 0; j->argv != NULL && j->argv[i] != NULL; i++)
 		n++;
-	for (int i = 0; j->env[i] != NULL; i++)
-		n += 2;
 	v = xcalloc(n, sizeof *v);
 	v[k++] = xstrdup(jobd_conf.supervisor);
 	v[k++] = xstrdup("--id");
@@ -83,10 +112,8 @@ worker_argv(const struct job *j)
 		v[k++] = xstrdup("--gid");
 		v[k++] = xasprintf("%lld", (long long)j->gid);
 	}
-	for (int i = 0; j->env[i] != NULL; i++) {
-		v[k++] = xstrdup("--env");
-		v[k++] = xstrdup(j->env[i]);
-	}
+	v[k++] = xstrdup("--env-fd");
+	v[k++] = xasprintf("%d", WORKER_ENV_FD);
 	if (j->shell != NULL) {
 		v[k++] = xstrdup("--shell");
 		v[k++] = xstrdup(j->shell);
@@ -119,8 +146,14 @@ worker_spawn(const struct job *j)
 	char run[PATH_MAX], *noenv[] = { NULL };
 	char **argv = worker_argv(j);
 	pid_t pid;
-	int saved;
+	int saved, envfd;
 
+	if ((envfd = worker_env_fd(j->env)) == -1) {
+		saved = errno;
+		worker_strv_free(argv);
+		errno = saved;
+		return (-1);
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
 	sigemptyset(&none);
@@ -134,15 +167,20 @@ worker_spawn(const struct job *j)
 		for (int s = 1; s < NSIG; s++)
 			sigaction(s, &sa, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		close_range(3, ~0U, 0);
+		if (envfd == WORKER_ENV_FD)
+			fcntl(envfd, F_SETFD, 0);
+		else if (dup2(envfd, WORKER_ENV_FD) == -1)
+			_exit(127);
+		close_range(WORKER_ENV_FD + 1, ~0U, 0);
 		/*
-		 * An empty environment: the job's travels as --env words, so
-		 * LD_PRELOAD and the like never reach a root supervisor.
+		 * An empty environment: the job's travels on WORKER_ENV_FD,
+		 * so LD_PRELOAD and the like never reach a root supervisor.
 		 */
 		execve(argv[0], argv, noenv);
 		_exit(127);
 	}
 	saved = errno;
+	close(envfd);
 	worker_strv_free(argv);
 	if (pid == -1) {
 		errno = saved;
@@ -272,7 +310,7 @@ worker_reap(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		LIST_FOREACH(w, &worker_running, entry)
-		if (w->pid == pid)
+		if (w->pid == pid && w->orphan_ev == NULL)
 			break;
 		if (w != NULL)
 			worker_ended_cb(w, status);
@@ -330,6 +368,51 @@ worker_alive(int64_t id)
 	return (alive);
 }
 
+/* An older jobd's supervisor has exited: its slot is free again. */
+static void
+worker_orphan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)what;
+	log_info("job %lld: the supervisor left by an earlier jobd has exited",
+	         (long long)w->id);
+	event_free(w->orphan_ev);
+	w->orphan_ev = NULL;
+	close(fd);
+	LIST_REMOVE(w, entry);
+	worker_nrunning--;
+	LIST_INSERT_HEAD(&worker_ended, w, entry);
+	sched_kick();
+}
+
+/*
+ * A supervisor an older jobd started still runs the (now lost) job j. It
+ * keeps its slot, so that --parallel holds, until it exits: its pidfd says
+ * when, since it is not our child.
+ */
+static void
+worker_orphan(const struct job *j)
+{
+	struct worker *w;
+	int fd;
+
+	if (j->sup_pid <= 0 || (fd = pidfd_open((pid_t)j->sup_pid, 0)) == -1)
+		return;
+	/* The pid is only ours to watch if its lock is still held. */
+	if (!worker_alive(j->id)) {
+		close(fd);
+		return;
+	}
+	w = xcalloc(1, sizeof *w);
+	w->id = j->id;
+	w->pid = (pid_t)j->sup_pid;
+	w->orphan_ev = event_new(server_base, fd, EV_READ, worker_orphan_cb, w);
+	event_add(w->orphan_ev, NULL);
+	LIST_INSERT_HEAD(&worker_running, w, entry);
+	worker_nrunning++;
+}
+
 static void
 worker_recover_one(struct job *j, void *arg)
 {
@@ -350,6 +433,7 @@ worker_recover_one(struct job *j, void *arg)
 		log_warnx("job %lld: lost; its supervisor (pid %lld) still "
 		          "runs",
 		          (long long)j->id, (long long)j->sup_pid);
+		worker_orphan(j);
 		return;
 	} else {
 		worker_record(
@@ -389,6 +473,10 @@ worker_fini(void)
 
 	/* Running jobs go on under their supervisors. */
 	while ((w = LIST_FIRST(&worker_running)) != NULL) {
+		if (w->orphan_ev != NULL) {
+			close(event_get_fd(w->orphan_ev));
+			event_free(w->orphan_ev);
+		}
 		LIST_REMOVE(w, entry);
 		free(w);
 	}

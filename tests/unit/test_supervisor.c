@@ -5,6 +5,7 @@
  * blocks on a real event: the supervisor's exit on a pidfd, a file's change
  * on inotify.
  */
+#include <sys/mman.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/pidfd.h>
@@ -131,9 +132,10 @@ spawn_sup(struct fixture *f, const char *const *args, char *const *envp)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
-	char *argv[1024], id[32], *noenv[] = { NULL };
+	char *argv[64], id[32], *noenv[] = { NULL };
 	pid_t pid;
 	size_t n = 0;
+	int envfd;
 
 	snprintf(id, sizeof id, "%d", JOB_ID);
 	argv[n++] = (char *)JOBD_SUPERVISOR_PATH;
@@ -141,13 +143,16 @@ spawn_sup(struct fixture *f, const char *const *args, char *const *envp)
 	argv[n++] = id;
 	argv[n++] = (char *)"--state-dir";
 	argv[n++] = (char *)f->state;
-	/* The job's environment travels as --env words, as jobd sends it. */
-	for (envp = envp != NULL ? envp : environ; *envp != NULL && n < 960;
-	     envp++) {
-		argv[n++] = (char *)"--env";
-		argv[n++] = *envp;
-	}
-	while (*args != NULL && n < 1023)
+	/* The job's environment travels on a memfd, as jobd sends it. */
+	argv[n++] = (char *)"--env-fd";
+	argv[n++] = (char *)"3";
+	envfd = memfd_create("env", MFD_CLOEXEC);
+	assert_true(envfd >= 0);
+	for (envp = envp != NULL ? envp : environ; *envp != NULL; envp++)
+		assert_int_equal(write(envfd, *envp, strlen(*envp) + 1),
+		                 (ssize_t)(strlen(*envp) + 1));
+	assert_int_equal(lseek(envfd, 0, SEEK_SET), 0);
+	while (*args != NULL && n < 63)
 		argv[n++] = (char *)*args++;
 	argv[n] = NULL;
 
@@ -165,11 +170,13 @@ spawn_sup(struct fixture *f, const char *const *args, char *const *envp)
 	    posix_spawn_file_actions_addopen(
 	        &fa, 2, f->log, O_WRONLY | O_CREAT | O_APPEND, 0600),
 	    0);
-	assert_int_equal(posix_spawn_file_actions_addclosefrom_np(&fa, 3), 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, envfd, 3), 0);
+	assert_int_equal(posix_spawn_file_actions_addclosefrom_np(&fa, 4), 0);
 	assert_int_equal(posix_spawn(&pid, argv[0], &fa, &attr, argv, noenv),
 	                 0);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
+	close(envfd);
 	f->sup = pid;
 	return (pid);
 }
