@@ -7,7 +7,6 @@
  */
 #include <sys/stat.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +19,7 @@
 #include <cmocka.h>
 #include <nng/nng.h>
 
+#include "fixture.h"
 #include "jobd.h"
 
 struct fixture {
@@ -27,15 +27,6 @@ struct fixture {
 };
 
 static struct fixture *fx; /* the current test's */
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return (remove(path));
-}
 
 /* Once per program: the event base exists for as long as the tests run. */
 static int
@@ -62,8 +53,7 @@ setup(void **state)
 	fx = calloc(1, sizeof *fx);
 	if (fx == NULL)
 		return (-1);
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/jobd-test-dispatch.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL)
+	if (fixture_mkdtemp(fx->dir, sizeof fx->dir, "dispatch") == -1)
 		return (-1);
 	snprintf(jobd_conf.state_dir, sizeof jobd_conf.state_dir, "%s",
 	         fx->dir);
@@ -83,7 +73,7 @@ teardown(void **state)
 	dispatch_flush(0);
 	queue_rollback();
 	queue_close();
-	rv = nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rv = fixture_rmtree(fx->dir);
 	free(fx);
 	fx = NULL;
 	return (rv);

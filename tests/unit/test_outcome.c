@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "outcome.h"
 
 struct fixture {
@@ -29,33 +29,15 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	char path[PATH_MAX];
 
 	if (f == NULL)
 		return (-1);
-	snprintf(f->state, sizeof f->state, "/tmp/jobd-test-outcome-XXXXXX");
-	if (mkdtemp(f->state) == NULL)
-		goto fail;
-	snprintf(path, sizeof path, "%s/run", f->state);
-	if (mkdir(path, 0700) == -1)
-		goto fail;
-	snprintf(path, sizeof path, "%s/out", f->state);
-	if (mkdir(path, 0700) == -1)
-		goto fail;
+	if (fixture_mkstate(f->state, sizeof f->state, "outcome") == -1) {
+		free(f);
+		return (-1);
+	}
 	*state = f;
 	return (0);
-fail:
-	free(f);
-	return (-1);
-}
-
-static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return (remove(path));
 }
 
 static int
@@ -64,7 +46,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 	int rv;
 
-	rv = nftw(f->state, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	rv = fixture_rmtree(f->state);
 	free(f);
 	return (rv);
 }

@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +19,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "fixture.h"
 #include "jobd.h"
 
 #define TEST_INSTANCE "test-instance-1"
@@ -30,23 +30,13 @@ struct fixture {
 };
 
 static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return (remove(path));
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof *fx);
 
 	if (fx == NULL)
 		return (-1);
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/jobd-test-queue.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
+	if (fixture_mkdtemp(fx->dir, sizeof fx->dir, "queue") == -1) {
 		free(fx);
 		return (-1);
 	}
@@ -76,7 +66,7 @@ teardown(void **state)
 
 	queue_rollback();
 	queue_close();
-	rv = nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rv = fixture_rmtree(fx->dir);
 	free(fx);
 	return (rv);
 }

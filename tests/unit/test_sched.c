@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "jobd.h"
 
 #define WAIT_GUARD_S 30 /* a supervisor that never exits fails the test */
@@ -28,15 +28,6 @@
 struct fixture {
 	char dir[64];
 };
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return (remove(path));
-}
 
 static int
 group_setup(void **state)
@@ -64,8 +55,7 @@ setup(void **state)
 
 	if (fx == NULL)
 		return (-1);
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/jobd-test-sched.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
+	if (fixture_mkdtemp(fx->dir, sizeof fx->dir, "sched") == -1) {
 		free(fx);
 		return (-1);
 	}
@@ -89,7 +79,7 @@ teardown(void **state)
 	queue_rollback();
 	queue_close();
 	worker_fini();
-	rv = nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rv = fixture_rmtree(fx->dir);
 	free(fx);
 	return (rv);
 }

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -34,6 +33,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "outcome.h"
 
 #ifndef JOBD_SUPERVISOR_PATH
@@ -60,37 +60,19 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	char path[PATH_MAX + 8];
 
 	if (f == NULL)
 		return (-1);
-	snprintf(f->state, sizeof f->state, "/tmp/jobd-test-sup-XXXXXX");
-	if (mkdtemp(f->state) == NULL)
-		goto fail;
-	snprintf(path, sizeof path, "%s/run", f->state);
-	if (mkdir(path, 0700) == -1)
-		goto fail;
-	snprintf(path, sizeof path, "%s/out", f->state);
-	if (mkdir(path, 0700) == -1)
-		goto fail;
+	if (fixture_mkstate(f->state, sizeof f->state, "sup") == -1) {
+		free(f);
+		return (-1);
+	}
 	snprintf(f->log, sizeof f->log, "%s/supervisor.log", f->state);
 	outcome_path(f->out, sizeof f->out, f->state, JOB_ID, OUTCOME_STDOUT);
 	outcome_path(f->err, sizeof f->err, f->state, JOB_ID, OUTCOME_STDERR);
 	outcome_path(f->run, sizeof f->run, f->state, JOB_ID, OUTCOME_RUN);
 	*state = f;
 	return (0);
-fail:
-	free(f);
-	return (-1);
-}
-
-static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return (remove(path));
 }
 
 static int
@@ -108,7 +90,7 @@ teardown(void **state)
 			waitpid(f->sup, NULL, 0);
 		}
 	}
-	rv = nftw(f->state, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	rv = fixture_rmtree(f->state);
 	free(f);
 	return (rv);
 }

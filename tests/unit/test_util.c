@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "util.h"
 
 #define SUN_PATH_LEN sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -30,23 +30,13 @@ struct fixture {
 };
 
 static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return (remove(path));
-}
-
-static int
 setup_dir(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof *fx);
 
 	if (fx == NULL)
 		return (-1);
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/jobd-test-util.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
+	if (fixture_mkdtemp(fx->dir, sizeof fx->dir, "util") == -1) {
 		free(fx);
 		return (-1);
 	}
@@ -60,7 +50,7 @@ teardown_dir(void **state)
 	struct fixture *fx = *state;
 	int rv;
 
-	rv = nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rv = fixture_rmtree(fx->dir);
 	free(fx);
 	return (rv);
 }

@@ -1,0 +1,25 @@
+/*
+ * Shared fixture code for the unit tests: a fresh temporary folder per test,
+ * removed with everything in it afterwards.
+ */
+#ifndef JOBD_TEST_FIXTURE_H
+#define JOBD_TEST_FIXTURE_H
+
+#include <stddef.h>
+
+/*
+ * Make a fresh folder /tmp/jobd-test-<name>.XXXXXX and write its path to buf
+ * (len bytes). Returns 0, or -1 if the path does not fit or mkdtemp fails.
+ */
+int fixture_mkdtemp(char *buf, size_t len, const char *name);
+
+/*
+ * As fixture_mkdtemp, then make the run/ and out/ folders of a state folder
+ * in it (mode 0700). On failure the folder made is removed again.
+ */
+int fixture_mkstate(char *buf, size_t len, const char *name);
+
+/* Remove dir and everything under it; symbolic links are not followed. */
+int fixture_rmtree(const char *dir);
+
+#endif
