@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -327,6 +328,26 @@ proto_reply_ok(void)
 }
 
 json_t *
+proto_text(const char *text)
+{
+	json_t *v;
+	char *copy;
+
+	if (text == NULL)
+		return (json_null());
+	if ((v = json_string(text)) != NULL)
+		return (v);
+	/* Not UTF-8 (or cut in the middle of a character): keep ASCII. */
+	copy = xstrdup(text);
+	for (char *p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	v = json_string(copy);
+	free(copy);
+	return (v);
+}
+
+json_t *
 proto_reply_error(int st, const char *fmt, ...)
 {
 	char msg[512];
@@ -335,8 +356,9 @@ proto_reply_error(int st, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return (json_pack("{s:b, s:s, s:s}", "ok", 0, "error",
-	                  proto_status_name(st), "message", msg));
+	/* The message may quote a client's bytes, cut anywhere. */
+	return (json_pack("{s:b, s:s, s:o}", "ok", 0, "error",
+	                  proto_status_name(st), "message", proto_text(msg)));
 }
 
 int

@@ -114,6 +114,13 @@ int proto_request_decode(const void *, size_t, json_t **, int *, char *,
 /* A new request object for op, with "v" and "op" set. */
 json_t *proto_request_new(int);
 
+/*
+ * A JSON string of text that may not be valid UTF-8 (a file's bytes, a
+ * client's bytes cut short): bytes outside ASCII become '?' if need be.
+ * NULL gives JSON null.
+ */
+json_t *proto_text(const char *);
+
 /* Replies: {"ok":true} and {"ok":false,"error":CODE,"message":TEXT}. */
 json_t *proto_reply_ok(void);
 json_t *proto_reply_error(int, const char *, ...)

@@ -234,26 +234,6 @@ dispatch_job_get(struct request *r, int64_t id, struct job *j)
 	return (0);
 }
 
-/* A JSON string of text that may not be UTF-8 (from a file, say). */
-static json_t *
-dispatch_text(const char *text)
-{
-	json_t *v;
-	char *copy;
-
-	if (text == NULL)
-		return (json_null());
-	if ((v = json_string(text)) != NULL)
-		return (v);
-	copy = xstrdup(text);
-	for (char *p = copy; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	v = json_string(copy);
-	free(copy);
-	return (v);
-}
-
 static json_t *
 dispatch_time(int64_t ms)
 {
@@ -312,7 +292,7 @@ dispatch_job_json(const struct job *j)
 	                                : json_null());
 	json_object_set_new(
 	    o, "signal", j->signal > 0 ? json_integer(j->signal) : json_null());
-	json_object_set_new(o, "reason", dispatch_text(j->reason));
+	json_object_set_new(o, "reason", proto_text(j->reason));
 	json_object_set_new(o, "submitted_at", dispatch_time(j->submitted_at));
 	json_object_set_new(o, "started_at", dispatch_time(j->started_at));
 	json_object_set_new(o, "finished_at", dispatch_time(j->finished_at));

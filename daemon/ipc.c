@@ -114,9 +114,14 @@ ipc_send(struct request *r)
 	nng_msg *m = r->msg;
 	char *body;
 
-	body = json_dumps(r->reply, JSON_COMPACT);
-	if (body == NULL)
-		fatalx("cannot encode a reply");
+	/* A reply that cannot be encoded is a bug: say so, do not stop. */
+	if ((body = json_dumps(r->reply, JSON_COMPACT)) == NULL) {
+		log_warnx("cannot encode a reply to a %s request",
+		          proto_ops[r->op].name);
+		body =
+		    xstrdup("{\"ok\":false,\"error\":\"internal\","
+		            "\"message\":\"jobd could not encode its reply\"}");
+	}
 	nng_msg_clear(m);
 	if (nng_msg_append(m, body, strlen(body)) == 0 &&
 	    nng_sendmsg(ipc_sock, m, NNG_FLAG_NONBLOCK) == 0)

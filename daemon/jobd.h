@@ -154,6 +154,7 @@ int worker_count(void);
 int worker_cancel(int64_t, int);
 void worker_reap(void);
 void worker_after_commit(void);
+void worker_commit_failed(void);
 void worker_fini(void);
 
 #endif

@@ -104,6 +104,7 @@ static const char *queue_sql[ST_MAX] = {
 };
 
 static sqlite3 *queue_db;
+static int queue_txn_open; /* queue_begin() ran; the commit has not */
 static sqlite3_stmt *queue_st[ST_MAX];
 
 static int
@@ -234,6 +235,7 @@ fail:
 void
 queue_close(void)
 {
+	queue_txn_open = 0;
 	for (int i = 0; i < ST_MAX; i++) {
 		sqlite3_finalize(queue_st[i]);
 		queue_st[i] = NULL;
@@ -243,30 +245,47 @@ queue_close(void)
 	queue_db = NULL;
 }
 
+/* Is the loop iteration's transaction open? */
 int
 queue_in_txn(void)
 {
-	return (queue_db != NULL && !sqlite3_get_autocommit(queue_db));
+	return (queue_txn_open);
 }
 
-/* Open the loop iteration's transaction, if it is not open yet. */
+/*
+ * Open the loop iteration's transaction, if it is not open yet. Returns -1
+ * if it cannot, or if sqlite has already rolled it back on its own after an
+ * error (then nothing more may be written until the commit reports it).
+ */
 int
 queue_begin(void)
 {
-	if (queue_in_txn())
-		return (0);
+	if (queue_txn_open)
+		return (sqlite3_get_autocommit(queue_db) ? -1 : 0);
+	if (queue_exec_st(ST_BEGIN) != 0)
+		return (-1);
+	queue_txn_open = 1;
 	server_wake();
-	return (queue_exec_st(ST_BEGIN));
+	return (0);
 }
 
-/* Commit the open transaction; on failure it is rolled back. */
+/*
+ * Commit the open transaction. Returns -1 if it failed, or if sqlite rolled
+ * it back earlier on an error: either way none of its writes happened.
+ */
 int
 queue_commit(void)
 {
-	if (!queue_in_txn())
+	if (!queue_txn_open)
 		return (0);
+	queue_txn_open = 0;
+	if (sqlite3_get_autocommit(queue_db)) {
+		log_warnx("store: the transaction was rolled back by an error");
+		return (-1);
+	}
 	if (queue_exec_st(ST_COMMIT) != 0) {
-		queue_rollback();
+		if (!sqlite3_get_autocommit(queue_db))
+			queue_exec_st(ST_ROLLBACK);
 		return (-1);
 	}
 	return (0);
@@ -275,7 +294,8 @@ queue_commit(void)
 void
 queue_rollback(void)
 {
-	if (queue_in_txn())
+	queue_txn_open = 0;
+	if (queue_db != NULL && !sqlite3_get_autocommit(queue_db))
 		queue_exec_st(ST_ROLLBACK);
 }
 

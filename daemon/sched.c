@@ -68,15 +68,34 @@ sched_run(void)
 		return;
 	if (free_slots > SCHED_CLAIM_MAX)
 		free_slots = SCHED_CLAIM_MAX;
-	if ((n = queue_job_next(ids, free_slots)) < 0 || queue_begin() != 0) {
+	if ((n = queue_job_next(ids, free_slots)) < 0) {
 		sched_backoff();
 		return;
 	}
 	if (n < free_slots)
 		sched_dirty = 0; /* the queue is empty for now */
-	for (i = 0; i < n; i++)
-		if (queue_job_claim(ids[i], &jobs[k]) == 0)
+	if (n == 0)
+		return;
+	if (queue_begin() != 0) {
+		sched_backoff();
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		switch (queue_job_claim(ids[i], &jobs[k])) {
+		case 0:
 			k++;
+			break;
+		case 1:
+			break; /* no longer queued */
+		default:
+			/* Undo every claim of this round; try again later. */
+			queue_rollback();
+			while (k > 0)
+				job_clear(&jobs[--k]);
+			sched_backoff();
+			return;
+		}
+	}
 	/* Durable before the fork: at most one start per attempt. */
 	if (queue_commit() != 0) {
 		log_warnx("cannot record job starts; retrying shortly");

@@ -37,7 +37,9 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	failed = queue_commit() != 0;
-	if (!failed)
+	if (failed)
+		worker_commit_failed();
+	else
 		worker_after_commit();
 	dispatch_flush(failed);
 	if (!server_stopping)

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ struct worker {
 	pid_t pid;
 	int pending_sig;         /* to send after the commit, or 0 */
 	struct event *orphan_ev; /* a supervisor an older jobd started */
+	int orphan;              /* its job was recorded lost at start-up */
+	int status;              /* its wait status, once reaped */
 	LIST_ENTRY(worker) entry;
 };
 LIST_HEAD(worker_list, worker);
@@ -34,11 +37,19 @@ static struct worker_list worker_running =
     LIST_HEAD_INITIALIZER(worker_running);
 /* Ended and recorded; their files go after the commit. */
 static struct worker_list worker_ended = LIST_HEAD_INITIALIZER(worker_ended);
+/* Ended, but the commit of their record failed: recorded again later. */
+static struct worker_list worker_unrecorded =
+    LIST_HEAD_INITIALIZER(worker_unrecorded);
+static struct event *worker_retry_ev;
+static const struct timeval worker_retry_tv = { 1, 0 };
 static int worker_nrunning;
+
+static void worker_retry_cb(evutil_socket_t, short, void *);
 
 void
 worker_init(void)
 {
+	worker_retry_ev = evtimer_new(server_base, worker_retry_cb, NULL);
 }
 
 int
@@ -142,7 +153,7 @@ worker_spawn(const struct job *j)
 {
 	struct sigaction sa;
 	struct worker *w;
-	sigset_t none;
+	sigset_t all, sup, old;
 	char run[PATH_MAX], *noenv[] = { NULL };
 	char **argv = worker_argv(j);
 	pid_t pid;
@@ -156,22 +167,35 @@ worker_spawn(const struct job *j)
 	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
-	sigemptyset(&none);
+	/*
+	 * Signals stay blocked across the fork, so no libevent handler runs
+	 * in the child, and across the exec the supervisor's own set stays
+	 * blocked: a cancel (SIGUSR1) that comes before it is ready waits.
+	 */
+	sigfillset(&all);
+	sigemptyset(&sup);
+	sigaddset(&sup, SIGCHLD);
+	sigaddset(&sup, SIGTERM);
+	sigaddset(&sup, SIGINT);
+	sigaddset(&sup, SIGHUP);
+	sigaddset(&sup, SIGUSR1);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = fork();
 	if (pid == 0) {
 		/*
 		 * Child of a threaded process: async-signal-safe calls only.
-		 * Undo what jobd set up (blocked signals, SIGPIPE ignored,
-		 * its descriptors) so the supervisor starts clean.
+		 * Undo what jobd set up (its handlers, SIGPIPE ignored, its
+		 * descriptors) so the supervisor starts clean.
 		 */
 		for (int s = 1; s < NSIG; s++)
 			sigaction(s, &sa, NULL);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigprocmask(SIG_SETMASK, &sup, NULL);
 		if (envfd == WORKER_ENV_FD)
 			fcntl(envfd, F_SETFD, 0);
 		else if (dup2(envfd, WORKER_ENV_FD) == -1)
 			_exit(127);
-		close_range(WORKER_ENV_FD + 1, ~0U, 0);
+		if (close_range(WORKER_ENV_FD + 1, ~0U, 0) != 0)
+			_exit(127);
 		/*
 		 * An empty environment: the job's travels on WORKER_ENV_FD,
 		 * so LD_PRELOAD and the like never reach a root supervisor.
@@ -180,6 +204,7 @@ worker_spawn(const struct job *j)
 		_exit(127);
 	}
 	saved = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(envfd);
 	worker_strv_free(argv);
 	if (pid == -1) {
@@ -225,7 +250,8 @@ worker_settle(struct job *j, int cancelled, const struct outcome *o,
               const char *how)
 {
 	if (o == NULL) {
-		j->state = JOB_LOST;
+		/* A cancelled job stays cancelled, whatever became of it. */
+		j->state = cancelled ? JOB_CANCELLED : JOB_LOST;
 		j->reason = xstrdup(how);
 		j->finished_at = util_now_ms();
 		return;
@@ -245,23 +271,32 @@ worker_settle(struct job *j, int cancelled, const struct outcome *o,
 		j->state = JOB_FAILED;
 }
 
-/* Record the end of job id (in the loop's transaction) and tell waiters. */
-static void
+/*
+ * Record the end of job id (in the loop's transaction) and tell waiters.
+ * Returns 0, or -1 if the store would not take it.
+ */
+static int
 worker_record(int64_t id, int cancelled, const struct outcome *o,
               const char *how)
 {
 	struct job j;
+	int rv = 0;
 
 	memset(&j, 0, sizeof j);
 	j.id = id;
 	worker_settle(&j, cancelled, o, how);
 	log_debug("job %lld ended %s", (long long)id,
 	          proto_state_name(j.state));
-	if (queue_begin() != 0 || queue_job_finish(&j) != 0)
-		log_warnx("job %lld: cannot record its end", (long long)id);
+	if (queue_begin() != 0 || queue_job_finish(&j) != 0) {
+		log_warnx("job %lld: cannot record its end yet", (long long)id);
+		rv = -1;
+	}
 	job_clear(&j);
-	dispatch_job_changed(id);
-	cmd_logs_job_ended(id);
+	if (rv == 0) {
+		dispatch_job_changed(id);
+		cmd_logs_job_ended(id);
+	}
+	return (rv);
 }
 
 /* Was cancel requested for job id? (Read from the store.) */
@@ -278,26 +313,80 @@ worker_cancel_requested(int64_t id)
 	return (c);
 }
 
+/* Record how w's job ended, from its outcome file, in the transaction. */
 static void
-worker_ended_cb(struct worker *w, int status)
+worker_record_outcome(struct worker *w)
 {
 	struct outcome o;
 	char how[128];
 
 	snprintf(how, sizeof how,
-	         "the supervisor (pid %ld) %s %d without "
-	         "recording an outcome",
+	         "the supervisor (pid %ld) %s %d without recording an outcome",
 	         (long)w->pid,
-	         WIFSIGNALED(status) ? "was killed by signal" : "exited with",
-	         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	         WIFSIGNALED(w->status) ? "was killed by signal"
+	                                : "exited with",
+	         WIFSIGNALED(w->status) ? WTERMSIG(w->status)
+	                                : WEXITSTATUS(w->status));
 	if (outcome_read(jobd_conf.state_dir, w->id, &o) == 0)
 		worker_record(w->id, worker_cancel_requested(w->id), &o, NULL);
 	else
-		worker_record(w->id, 0, NULL, how);
+		worker_record(w->id, worker_cancel_requested(w->id), NULL, how);
+	LIST_INSERT_HEAD(&worker_ended, w, entry);
+}
+
+static void
+worker_ended_cb(struct worker *w, int status)
+{
+	w->status = status;
 	LIST_REMOVE(w, entry);
 	worker_nrunning--;
-	LIST_INSERT_HEAD(&worker_ended, w, entry);
+	worker_record_outcome(w);
 	sched_kick();
+}
+
+/* Record again the ends whose commit failed. */
+static void
+worker_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct worker_list retry = LIST_HEAD_INITIALIZER(retry);
+
+	while ((w = LIST_FIRST(&worker_unrecorded)) != NULL) {
+		LIST_REMOVE(w, entry);
+		LIST_INSERT_HEAD(&retry, w, entry);
+	}
+	while ((w = LIST_FIRST(&retry)) != NULL) {
+		LIST_REMOVE(w, entry);
+		worker_record_outcome(w);
+	}
+	server_wake();
+}
+
+/*
+ * The commit failed: none of the iteration's records happened. Keep the
+ * outcome files, forget the cancels (their requests were refused), and
+ * record the ends again in a moment.
+ */
+void
+worker_commit_failed(void)
+{
+	struct worker *w, *next;
+
+	LIST_FOREACH(w, &worker_running, entry)
+	w->pending_sig = 0;
+	for (w = LIST_FIRST(&worker_ended); w != NULL; w = next) {
+		next = LIST_NEXT(w, entry);
+		if (w->orphan)
+			continue; /* nothing of it was in the transaction */
+		LIST_REMOVE(w, entry);
+		LIST_INSERT_HEAD(&worker_unrecorded, w, entry);
+	}
+	if (!LIST_EMPTY(&worker_unrecorded))
+		evtimer_add(worker_retry_ev, &worker_retry_tv);
 }
 
 /* SIGCHLD: reap every supervisor that has exited (signals coalesce). */
@@ -407,6 +496,7 @@ worker_orphan(const struct job *j)
 	w = xcalloc(1, sizeof *w);
 	w->id = j->id;
 	w->pid = (pid_t)j->sup_pid;
+	w->orphan = 1;
 	w->orphan_ev = event_new(server_base, fd, EV_READ, worker_orphan_cb, w);
 	event_add(w->orphan_ev, NULL);
 	LIST_INSERT_HEAD(&worker_running, w, entry);
@@ -484,5 +574,12 @@ worker_fini(void)
 		LIST_REMOVE(w, entry);
 		free(w);
 	}
+	while ((w = LIST_FIRST(&worker_unrecorded)) != NULL) {
+		LIST_REMOVE(w, entry);
+		free(w);
+	}
+	if (worker_retry_ev != NULL)
+		event_free(worker_retry_ev);
+	worker_retry_ev = NULL;
 	worker_nrunning = 0;
 }
