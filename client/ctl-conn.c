@@ -102,11 +102,43 @@ ctl_conn_fail(struct ctl_conn *conn, int rv, int timeout_ms)
 	return (CTL_EXIT_UNAVAILABLE);
 }
 
+/* Send req and receive the reply into *msgp; returns an nng error. */
+static int
+ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
+                  int timeout_ms, nng_msg **msgp)
+{
+	nng_msg *msg;
+	int rv;
+
+	if ((rv = nng_msg_alloc(&msg, len)) != 0)
+		return (rv);
+	memcpy(nng_msg_body(msg), req, len);
+	if ((rv = nng_socket_set_ms(conn->sock, NNG_OPT_SENDTIMEO,
+	                            timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(conn->sock, NNG_OPT_RECVTIMEO,
+	                            timeout_ms)) != 0 ||
+	    (rv = nng_sendmsg(conn->sock, msg, 0)) != 0) {
+		/* nng takes the message only when the send succeeds. */
+		nng_msg_free(msg);
+		return (rv);
+	}
+	return (nng_recvmsg(conn->sock, msgp, 0));
+}
+
+/* Did the connection drop (rather than jobd not answer in time)? */
+static int
+ctl_conn_dropped(int rv)
+{
+	return (rv == NNG_ECONNRESET || rv == NNG_ECLOSED ||
+	        rv == NNG_ECONNSHUT);
+}
+
 /*
  * Send the len bytes of req (one JSON request) and wait up to timeout_ms for
  * the reply. Returns 0 and sets *replyp to the decoded reply (the caller owns
- * it), or says why and returns an exit code. The whole exchange is in this
- * one function so that a retry on a lost connection has one place to go.
+ * it), or says why and returns an exit code. If the connection drops, the
+ * request is sent once more on a new one: every request is safe to repeat
+ * (a submit carries its key, so it never makes a second job).
  */
 int
 ctl_conn_request(struct ctl_conn *conn, const char *req, size_t len,
@@ -117,21 +149,15 @@ ctl_conn_request(struct ctl_conn *conn, const char *req, size_t len,
 	json_error_t jerr;
 	int rv;
 
-	if ((rv = nng_msg_alloc(&msg, len)) != 0) {
-		output_error("cannot make a message: %s", nng_strerror(rv));
-		return (CTL_EXIT_ERROR);
+	rv = ctl_conn_exchange(conn, req, len, timeout_ms, &msg);
+	if (ctl_conn_dropped(rv)) {
+		nng_close(conn->sock);
+		if ((rv = nng_req0_open(&conn->sock)) == 0 &&
+		    (rv = ctl_conn_dial(conn)) == 0)
+			rv =
+			    ctl_conn_exchange(conn, req, len, timeout_ms, &msg);
 	}
-	memcpy(nng_msg_body(msg), req, len);
-	if ((rv = nng_socket_set_ms(conn->sock, NNG_OPT_SENDTIMEO,
-	                            timeout_ms)) != 0 ||
-	    (rv = nng_socket_set_ms(conn->sock, NNG_OPT_RECVTIMEO,
-	                            timeout_ms)) != 0 ||
-	    (rv = nng_sendmsg(conn->sock, msg, 0)) != 0) {
-		/* nng takes the message only when the send succeeds. */
-		nng_msg_free(msg);
-		return (ctl_conn_fail(conn, rv, timeout_ms));
-	}
-	if ((rv = nng_recvmsg(conn->sock, &msg, 0)) != 0)
+	if (rv != 0)
 		return (ctl_conn_fail(conn, rv, timeout_ms));
 	reply = json_loadb(nng_msg_body(msg), nng_msg_len(msg), 0, &jerr);
 	nng_msg_free(msg);
