@@ -331,3 +331,30 @@ bad:
 	free(out);
 	return (-1);
 }
+
+/*
+ * Split len bytes of NUL-terminated strings into a new NULL-terminated
+ * array of copies (bytes after the last NUL are dropped). Free it with
+ * util_strv_free.
+ */
+char **
+util_strv_split(const char *buf, size_t len)
+{
+	size_t n = 0, i, k = 0;
+	char **v;
+
+	for (i = 0; i < len; i++)
+		n += buf[i] == '\0';
+	v = xcalloc(n + 1, sizeof *v);
+	for (i = 0; i < len && k < n; i += strlen(buf + i) + 1)
+		v[k++] = xstrdup(buf + i);
+	return (v);
+}
+
+void
+util_strv_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}

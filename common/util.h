@@ -44,6 +44,10 @@ int util_default_paths(char *, size_t, char *, size_t);
 
 int util_mkdir_p(const char *, mode_t);
 
+/* NUL-separated strings <-> NULL-terminated arrays of copies. */
+char **util_strv_split(const char *, size_t);
+void util_strv_free(char **);
+
 /* base64 (RFC 4648). Encode returns a NUL-terminated string to free. */
 char *util_base64_encode(const void *, size_t);
 int util_base64_decode(const char *, void **, size_t *);

@@ -69,7 +69,7 @@ cmd_cancel_exec(struct request *r)
 		if (running)
 			worker_cancel(id, sig);
 		else
-			dispatch_job_changed(id);
+			dispatch_job_changed(id, 0);
 		json_array_append_new(
 		    out, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state",
 		                   running ? "running" : "cancelled"));

@@ -45,7 +45,7 @@ cmd_logs_inotify_cb(evutil_socket_t fd, short what, void *arg)
 			ev = (const struct inotify_event *)p;
 			LIST_FOREACH(w, &cmd_logs_watches, entry)
 			if (w->wd == ev->wd) {
-				dispatch_job_changed(w->id);
+				dispatch_job_changed(w->id, 1);
 				break;
 			}
 		}

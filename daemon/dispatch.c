@@ -56,18 +56,18 @@ dispatch_request(struct request *r)
 	char err[256];
 	int st;
 
+	/* Who asks comes first: a user's jobd serves that user only. */
+	if (geteuid() != 0 && r->uid != geteuid()) {
+		dispatch_error(r, PROTO_EDENIED, "this jobd serves uid %u only",
+		               (unsigned)geteuid());
+		return;
+	}
 	ipc_request_body(r, &buf, &len);
 	st = proto_request_decode(buf, len, &r->req, &r->op, err, sizeof err);
 	if (st != PROTO_OK) {
 		log_debug("bad request from pid %llu: %s",
 		          (unsigned long long)r->pid, err);
 		dispatch_error(r, st, "%s", err);
-		return;
-	}
-	/* A jobd of an ordinary user serves that user only. */
-	if (geteuid() != 0 && r->uid != geteuid()) {
-		dispatch_error(r, PROTO_EDENIED, "this jobd serves uid %u only",
-		               (unsigned)geteuid());
 		return;
 	}
 	if ((proto_ops[r->op].flags & OPF_ADMIN) && r->uid != 0 &&
@@ -174,16 +174,20 @@ dispatch_park(struct request *r, int64_t id, int64_t deadline)
 	TAILQ_INSERT_TAIL(&dispatch_parked, r, entry);
 }
 
-/* Job id changed (started, ended, wrote output): rerun what waits on it. */
+/*
+ * Job id changed: rerun what waits on it. When only its output grew
+ * (output_only), only the logs requests that follow it.
+ */
 void
-dispatch_job_changed(int64_t id)
+dispatch_job_changed(int64_t id, int output_only)
 {
 	struct request_list woken = TAILQ_HEAD_INITIALIZER(woken);
 	struct request *r, *next;
 
 	for (r = TAILQ_FIRST(&dispatch_parked); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, entry);
-		if (r->park_job != id)
+		if (r->park_job != id ||
+		    (output_only && r->op != PROTO_OP_LOGS))
 			continue;
 		dispatch_unpark(r);
 		TAILQ_INSERT_TAIL(&woken, r, entry);

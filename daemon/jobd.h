@@ -102,7 +102,7 @@ void dispatch_reply(struct request *, json_t *);
 void dispatch_error(struct request *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 void dispatch_park(struct request *, int64_t, int64_t);
-void dispatch_job_changed(int64_t);
+void dispatch_job_changed(int64_t, int);
 void dispatch_flush(int);
 void dispatch_shutdown(void);
 int dispatch_job_get(struct request *, int64_t, struct job *);

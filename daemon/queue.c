@@ -39,6 +39,7 @@ static const char *queue_schema_v1 =
     /* the claim path: independent of how much history is kept */
     "CREATE INDEX jobs_queued ON jobs(priority DESC, id) WHERE state = 2;"
     "CREATE INDEX jobs_state ON jobs(state, id);"
+    "CREATE INDEX jobs_owner ON jobs(uid, id);"
     "CREATE UNIQUE INDEX jobs_idem ON jobs(uid, idem_key)"
     " WHERE idem_key IS NOT NULL;";
 
@@ -57,6 +58,8 @@ enum {
 	ST_GET_ENV,
 	ST_LIST_ALL,
 	ST_LIST_STATE,
+	ST_LIST_OWNER,
+	ST_LIST_OWNER_STATE,
 	ST_NEXT,
 	ST_CLAIM,
 	ST_UNCLAIM,
@@ -78,12 +81,20 @@ static const char *queue_sql[ST_MAX] = {
 	[ST_FIND_KEY] = "SELECT id FROM jobs WHERE uid = ? AND idem_key = ?",
 	[ST_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
 	[ST_GET_ENV] = "SELECT env FROM jobs WHERE id = ?",
-	[ST_LIST_ALL] = "SELECT " JOB_COLS " FROM jobs "
-	                "WHERE (?1 < 0 OR uid = ?1) ORDER BY id DESC LIMIT ?2",
-	[ST_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?3 "
-	                  "AND (?1 < 0 OR uid = ?1) ORDER BY id DESC LIMIT ?2",
-	[ST_NEXT] = "SELECT id FROM jobs WHERE state = 2 "
-	            "ORDER BY priority DESC, id LIMIT ?",
+	/* ?1 limit, ?2 state, ?3 owner; each uses an index (jobs_state or
+	   jobs_owner) for both the filter and the order. */
+	[ST_LIST_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC "
+	                "LIMIT ?1",
+	[ST_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?2 "
+	                  "ORDER BY id DESC LIMIT ?1",
+	[ST_LIST_OWNER] = "SELECT " JOB_COLS " FROM jobs WHERE uid = ?3 "
+	                  "ORDER BY id DESC LIMIT ?1",
+	[ST_LIST_OWNER_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE uid = ?3 "
+	                        "AND state = ?2 ORDER BY id DESC LIMIT ?1",
+	/* Without INDEXED BY the planner may take jobs_state and sort. */
+	[ST_NEXT] =
+	    "SELECT id FROM jobs INDEXED BY jobs_queued WHERE state = 2 "
+	    "ORDER BY priority DESC, id LIMIT ?",
 	[ST_CLAIM] = "UPDATE jobs SET state = 3, started_at = ?, "
 	             "attempt = attempt + 1, instance = ? "
 	             "WHERE id = ? AND state = 2",
@@ -319,22 +330,6 @@ queue_pack(char **v, int *lenp)
 	return (blob);
 }
 
-static char **
-queue_unpack(const char *blob, int len)
-{
-	char **v;
-	int n = 0, i, k = 0;
-
-	for (i = 0; i < len; i++)
-		n += blob[i] == '\0';
-	v = xcalloc((size_t)n + 1, sizeof *v);
-	for (i = 0; i < len && k < n; k++) {
-		v[k] = xstrdup(blob + i);
-		i += (int)strlen(blob + i) + 1;
-	}
-	return (v);
-}
-
 static char *
 queue_col_text(sqlite3_stmt *st, int col)
 {
@@ -358,8 +353,8 @@ queue_row(sqlite3_stmt *st, struct job *j)
 	j->state = (int)queue_col_int(st, 1);
 	j->name = queue_col_text(st, 2);
 	if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-		j->argv = queue_unpack(sqlite3_column_blob(st, 3),
-		                       sqlite3_column_bytes(st, 3));
+		j->argv = util_strv_split(sqlite3_column_blob(st, 3),
+		                          (size_t)sqlite3_column_bytes(st, 3));
 	j->shell = queue_col_text(st, 4);
 	j->cwd = queue_col_text(st, 5);
 	j->key = queue_col_text(st, 6);
@@ -379,23 +374,15 @@ queue_row(sqlite3_stmt *st, struct job *j)
 	j->cancel_requested = (int)queue_col_int(st, 19);
 }
 
-static void
-queue_strv_free(char **v)
-{
-	for (int i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* Free what j owns and zero it. */
 void
 job_clear(struct job *j)
 {
 	free(j->name);
-	queue_strv_free(j->argv);
+	util_strv_free(j->argv);
 	free(j->shell);
 	free(j->cwd);
-	queue_strv_free(j->env);
+	util_strv_free(j->env);
 	free(j->key);
 	free(j->reason);
 	memset(j, 0, sizeof *j);
@@ -519,12 +506,17 @@ int
 queue_job_list(int state, int64_t uid, int limit,
                void (*cb)(struct job *, void *), void *arg)
 {
-	sqlite3_stmt *st = queue_st[state < 0 ? ST_LIST_ALL : ST_LIST_STATE];
+	sqlite3_stmt *st;
 
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_int(st, 2, limit);
+	if (uid < 0)
+		st = queue_st[state < 0 ? ST_LIST_ALL : ST_LIST_STATE];
+	else
+		st = queue_st[state < 0 ? ST_LIST_OWNER : ST_LIST_OWNER_STATE];
+	sqlite3_bind_int(st, 1, limit);
 	if (state >= 0)
-		sqlite3_bind_int(st, 3, state);
+		sqlite3_bind_int(st, 2, state);
+	if (uid >= 0)
+		sqlite3_bind_int64(st, 3, uid);
 	return (queue_each(st, cb, arg));
 }
 
@@ -577,8 +569,8 @@ queue_job_claim(int64_t id, struct job *j)
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		j->env = queue_unpack(sqlite3_column_blob(st, 0),
-		                      sqlite3_column_bytes(st, 0));
+		j->env = util_strv_split(sqlite3_column_blob(st, 0),
+		                         (size_t)sqlite3_column_bytes(st, 0));
 	else
 		j->env = xcalloc(1, sizeof *j->env);
 	sqlite3_reset(st);

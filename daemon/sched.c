@@ -112,7 +112,7 @@ sched_run(void)
 				queue_job_unclaim(jobs[i].id);
 			sched_backoff();
 		}
-		dispatch_job_changed(jobs[i].id);
+		dispatch_job_changed(jobs[i].id, 0);
 		job_clear(&jobs[i]);
 	}
 }

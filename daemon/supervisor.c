@@ -98,7 +98,6 @@ struct sup {
 	const char *shell; /* --shell CMD, or NULL */
 	char **argv;       /* PROGRAM ARG..., or NULL */
 	char **env;        /* the job's environment, NULL-terminated */
-	char *envbuf;      /* the strings env points into */
 
 	/* Prepared before the fork. */
 	gid_t *groups; /* the job's supplementary groups (root only) */
@@ -231,18 +230,18 @@ sup_parse(int argc, char **argv, struct sup *s)
 static void
 sup_read_env(struct sup *s)
 {
-	size_t len = 0, cap = 4096, n = 0, k = 0, i;
+	size_t len = 0, cap = 4096;
+	char *buf = xmalloc(cap);
 	ssize_t got;
 
-	s->envbuf = xmalloc(cap);
 	while (s->env_fd != -1) {
 		if (len == cap) {
 			if (cap >= SUP_ENV_MAX)
 				fatalx("the job's environment is too large");
 			cap *= 2;
-			s->envbuf = xrealloc(s->envbuf, cap);
+			buf = xrealloc(buf, cap);
 		}
-		got = read(s->env_fd, s->envbuf + len, cap - len);
+		got = read(s->env_fd, buf + len, cap - len);
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got == -1)
@@ -253,11 +252,8 @@ sup_read_env(struct sup *s)
 	}
 	if (s->env_fd != -1)
 		close(s->env_fd);
-	for (i = 0; i < len; i++)
-		n += s->envbuf[i] == '\0';
-	s->env = xcalloc(n + 1, sizeof *s->env);
-	for (i = 0; i < len && k < n; i += strlen(s->envbuf + i) + 1)
-		s->env[k++] = s->envbuf + i;
+	s->env = util_strv_split(buf, len);
+	free(buf);
 }
 
 /*
@@ -758,8 +754,7 @@ main(int argc, char **argv)
 	if (s.err_fd != -1)
 		close(s.err_fd);
 	free(s.groups);
-	free(s.env);
-	free(s.envbuf);
+	util_strv_free(s.env);
 
 	if (!s.reaped) {
 		o.finished_at = util_now_ms();

@@ -136,14 +136,6 @@ worker_argv(const struct job *j)
 	return (v);
 }
 
-static void
-worker_strv_free(char **v)
-{
-	for (int i = 0; v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
 /*
  * Start the supervisor of claimed job j (its running state is committed).
  * Returns 0, or -1 with errno set if fork failed.
@@ -161,7 +153,7 @@ worker_spawn(const struct job *j)
 
 	if ((envfd = worker_env_fd(j->env)) == -1) {
 		saved = errno;
-		worker_strv_free(argv);
+		util_strv_free(argv);
 		errno = saved;
 		return (-1);
 	}
@@ -206,7 +198,7 @@ worker_spawn(const struct job *j)
 	saved = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(envfd);
-	worker_strv_free(argv);
+	util_strv_free(argv);
 	if (pid == -1) {
 		errno = saved;
 		return (-1);
@@ -293,7 +285,7 @@ worker_record(int64_t id, int cancelled, const struct outcome *o,
 	}
 	job_clear(&j);
 	if (rv == 0) {
-		dispatch_job_changed(id);
+		dispatch_job_changed(id, 0);
 		cmd_logs_job_ended(id);
 	}
 	return (rv);
