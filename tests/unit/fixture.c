@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "jobd.h"
 #include "fixture.h"
 
 int
@@ -51,4 +52,17 @@ int
 fixture_rmtree(const char *dir)
 {
 	return (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS));
+}
+
+int
+fixture_job_state(int64_t id)
+{
+	struct job j;
+	int s;
+
+	if (queue_job_get(id, &j) != 0)
+		return (-1);
+	s = j.state;
+	job_clear(&j);
+	return (s);
 }

@@ -6,6 +6,7 @@
 #define JOBD_TEST_FIXTURE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Make a fresh folder /tmp/jobd-test-<name>.XXXXXX and write its path to buf
@@ -21,5 +22,8 @@ int fixture_mkstate(char *buf, size_t len, const char *name);
 
 /* Remove dir and everything under it; symbolic links are not followed. */
 int fixture_rmtree(const char *dir);
+
+/* The state of job id in the open store, or -1 if there is no such job. */
+int fixture_job_state(int64_t id);
 
 #endif

@@ -19,8 +19,8 @@
 #include <cmocka.h>
 #include <nng/nng.h>
 
-#include "fixture.h"
 #include "jobd.h"
+#include "fixture.h"
 
 struct fixture {
 	char dir[64];
@@ -207,19 +207,6 @@ submit(uint64_t uid, int priority)
 	assert_true(id > 0);
 	json_decref(reply);
 	return (id);
-}
-
-static int
-store_state(int64_t id)
-{
-	struct job j;
-	int s;
-
-	if (queue_job_get(id, &j) != 0)
-		return (-1);
-	s = j.state;
-	job_clear(&j);
-	return (s);
 }
 
 static int
@@ -424,7 +411,7 @@ test_submit_ok(void **state)
 	json_decref(reply);
 	/* Committed in the store, queued. */
 	assert_int_equal(queue_in_txn(), 0);
-	assert_int_equal(store_state(id), JOB_QUEUED);
+	assert_int_equal(fixture_job_state(id), JOB_QUEUED);
 }
 
 static void
@@ -504,7 +491,7 @@ test_status_other_user(void **state)
 	assert_error(callf(4321, "{\"v\":1,\"op\":\"cancel\",\"ids\":[%lld]}",
 	                   (long long)id),
 	             "denied", NULL);
-	assert_int_equal(store_state(id), JOB_QUEUED);
+	assert_int_equal(fixture_job_state(id), JOB_QUEUED);
 	/* The owner and root see it. */
 	reply = assert_ok(callf(1234,
 	                        "{\"v\":1,\"op\":\"status\","
@@ -596,7 +583,7 @@ test_cancel(void **state)
 	                   "\"signal\":\"FOO\"}",
 	                   (long long)a),
 	             "bad_request", "FOO");
-	assert_int_equal(store_state(a), JOB_QUEUED);
+	assert_int_equal(fixture_job_state(a), JOB_QUEUED);
 	assert_error(call(me(), "{\"v\":1,\"op\":\"cancel\",\"ids\":[999]}"),
 	             "not_found", "999");
 
@@ -613,7 +600,7 @@ test_cancel(void **state)
 	                        json_array_get(jobs, 0), "state")),
 	                    "cancelled");
 	json_decref(reply);
-	assert_int_equal(store_state(a), JOB_CANCELLED);
+	assert_int_equal(fixture_job_state(a), JOB_CANCELLED);
 
 	assert_error(callf(me(), "{\"v\":1,\"op\":\"cancel\",\"ids\":[%lld]}",
 	                   (long long)a),
@@ -624,7 +611,7 @@ test_cancel(void **state)
 	                   "%lld]}",
 	                   (long long)b, (long long)a),
 	             "invalid_state", NULL);
-	assert_int_equal(store_state(b), JOB_QUEUED);
+	assert_int_equal(fixture_job_state(b), JOB_QUEUED);
 }
 
 static void

@@ -19,8 +19,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "fixture.h"
 #include "jobd.h"
+#include "fixture.h"
 
 #define TEST_INSTANCE "test-instance-1"
 
@@ -137,20 +137,6 @@ insert_job(int64_t uid, int64_t priority, const char *key)
 	return (id);
 }
 
-/* The job's state, or -1 if there is no such job. */
-static int
-job_state(int64_t id)
-{
-	struct job j;
-	int s;
-
-	if (queue_job_get(id, &j) != 0)
-		return (-1);
-	s = j.state;
-	job_clear(&j);
-	return (s);
-}
-
 /* Claim id inside a committed transaction; the job read is in j. */
 static void
 claim_job(int64_t id, struct job *j)
@@ -158,6 +144,19 @@ claim_job(int64_t id, struct job *j)
 	assert_int_equal(queue_begin(), 0);
 	assert_int_equal(queue_job_claim(id, j), 0);
 	assert_int_equal(queue_commit(), 0);
+}
+
+/* Insert a job of uid 1000 and claim it; returns its id. */
+static int64_t
+insert_running(void)
+{
+	struct job j;
+	int64_t id;
+
+	id = insert_job(1000, 0, NULL);
+	claim_job(id, &j);
+	job_clear(&j);
+	return (id);
 }
 
 /* One integer from sql on the database file at path, opened directly. */
@@ -462,7 +461,7 @@ test_group_commit(void **state)
 	queue_close();
 	assert_int_equal(queue_open(fx->db), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(job_state(ids[i]), JOB_QUEUED);
+		assert_int_equal(fixture_job_state(ids[i]), JOB_QUEUED);
 }
 
 static void
@@ -480,13 +479,14 @@ test_rollback(void **state)
 		ids[i] = j.id;
 		job_clear(&j);
 	}
-	assert_int_equal(job_state(ids[0]), JOB_QUEUED); /* seen inside */
+	assert_int_equal(fixture_job_state(ids[0]),
+	                 JOB_QUEUED); /* seen inside */
 	queue_rollback();
 	assert_int_equal(queue_in_txn(), 0);
 	queue_rollback(); /* nothing open: a no-op */
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(job_state(ids[i]), -1);
-	assert_int_equal(job_state(kept), JOB_QUEUED);
+		assert_int_equal(fixture_job_state(ids[i]), -1);
+	assert_int_equal(fixture_job_state(kept), JOB_QUEUED);
 	queue_close();
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs"), 1);
 	assert_int_equal(queue_open(fx->db), 0);
@@ -549,7 +549,7 @@ test_claim(void **state)
 	assert_string_equal(j.argv[0], "/bin/echo");
 	job_clear(&j);
 
-	assert_int_equal(job_state(id), JOB_RUNNING);
+	assert_int_equal(fixture_job_state(id), JOB_RUNNING);
 	/* The claim records this jobd's instance. */
 	queue_close();
 	{
@@ -580,9 +580,7 @@ test_claim_not_queued(void **state)
 	int64_t id;
 
 	(void)state;
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	memset(&j, 0, sizeof j);
 	assert_int_equal(queue_begin(), 0);
 	/* Running already, then no such job. */
@@ -591,13 +589,13 @@ test_claim_not_queued(void **state)
 	assert_int_equal(queue_commit(), 0);
 	assert_null(j.argv);
 	assert_null(j.env);
-	assert_int_equal(job_state(id), JOB_RUNNING);
+	assert_int_equal(fixture_job_state(id), JOB_RUNNING);
 
 	/* A cancelled job is not claimed either. */
 	id = insert_job(1000, 0, NULL);
 	assert_int_equal(queue_job_cancel(id, 0, util_now_ms()), 0);
 	assert_int_equal(queue_job_claim(id, &j), 1);
-	assert_int_equal(job_state(id), JOB_CANCELLED);
+	assert_int_equal(fixture_job_state(id), JOB_CANCELLED);
 }
 
 static void
@@ -607,9 +605,7 @@ test_unclaim(void **state)
 	int64_t id, ids[2];
 
 	(void)state;
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	assert_int_equal(queue_begin(), 0);
 	assert_int_equal(queue_job_unclaim(id), 0);
 	assert_int_equal(queue_commit(), 0);
@@ -635,9 +631,7 @@ test_started(void **state)
 	int64_t id;
 
 	(void)state;
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	assert_int_equal(queue_begin(), 0);
 	assert_int_equal(queue_job_started(id, 12345, "/x/run/1.run"), 0);
 	assert_int_equal(queue_commit(), 0);
@@ -694,9 +688,7 @@ test_finish(void **state)
 	job_clear(&j);
 
 	/* Killed by a signal: no exit code; times from the outcome. */
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	finish_job(id, JOB_FAILED, 0, 0, 9, "killed", 1000, 2000, &j);
 	assert_int_equal(j.has_exit, 0);
 	assert_int_equal(j.signal, 9);
@@ -706,9 +698,7 @@ test_finish(void **state)
 	job_clear(&j);
 
 	/* Success: exit code 0 is an exit code. */
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	finish_job(id, JOB_SUCCEEDED, 1, 0, 0, NULL, 0, 3000, &j);
 	assert_int_equal(j.state, JOB_SUCCEEDED);
 	assert_int_equal(j.has_exit, 1);
@@ -716,9 +706,7 @@ test_finish(void **state)
 	job_clear(&j);
 
 	/* Lost. */
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	finish_job(id, JOB_LOST, 0, 0, 0, "gone", 0, 4000, &j);
 	assert_int_equal(j.state, JOB_LOST);
 	assert_int_equal(j.has_exit, 0);
@@ -744,7 +732,7 @@ test_cancel_queued(void **state)
 	assert_int_equal(j.started_at, 0);
 	assert_int_equal(j.attempt, 0);
 	job_clear(&j);
-	assert_int_equal(job_state(other), JOB_QUEUED);
+	assert_int_equal(fixture_job_state(other), JOB_QUEUED);
 	/* Cancel of an ended job changes nothing. */
 	assert_int_equal(queue_job_cancel(id, 0, 7654321), 0);
 	assert_int_equal(queue_job_get(id, &j), 0);
@@ -759,9 +747,7 @@ test_cancel_running(void **state)
 	int64_t id;
 
 	(void)state;
-	id = insert_job(1000, 0, NULL);
-	claim_job(id, &j);
-	job_clear(&j);
+	id = insert_running();
 	assert_int_equal(queue_begin(), 0);
 	/* "Not running" does not touch a running job. */
 	assert_int_equal(queue_job_cancel(id, 0, 99), 0);

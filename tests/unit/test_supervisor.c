@@ -346,6 +346,46 @@ job_started(const struct fixture *f, pid_t sup)
 	return (job);
 }
 
+/* A job that prints its pid and sleeps until it is signalled. */
+static const char *const sleep_job[] = {
+	"--cwd", "/", "--", "sh", "-c", "echo $$; exec sleep 30", NULL
+};
+
+/* Start the supervisor with args, its pid in *sup; see job_started. */
+static long
+start_job(struct fixture *f, const char *const *args, pid_t *sup)
+{
+	*sup = spawn_sup(f, args, NULL);
+	return (job_started(f, *sup));
+}
+
+/* Wait for the supervisor to exit 0 and read the outcome into o. */
+static void
+end_sup(struct fixture *f, struct outcome *o)
+{
+	finish_sup(f, 0);
+	read_outcome(f, o);
+}
+
+/* Run the supervisor to an exit 0 and read the outcome into o. */
+static void
+run_outcome(struct fixture *f, const char *const *args, char *const *envp,
+            struct outcome *o)
+{
+	run_sup(f, args, envp, 0);
+	read_outcome(f, o);
+}
+
+/* Have the supervisor send sig to the job, then end_sup. */
+static void
+signal_job(struct fixture *f, pid_t sup, int sig, struct outcome *o)
+{
+	union sigval v = { .sival_int = sig };
+
+	assert_int_equal(sigqueue(sup, SIGUSR1, v), 0);
+	end_sup(f, o);
+}
+
 static void
 assert_gone(long pid)
 {
@@ -366,8 +406,7 @@ test_argv_job(void **state)
 	struct stat st;
 	mode_t mask;
 
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, 3);
 	assert_int_equal(o.signal, 0);
 	assert_string_equal(o.reason, "");
@@ -391,8 +430,7 @@ test_shell_job(void **state)
 	struct outcome o;
 	char want[PATH_MAX];
 
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, 5);
 	assert_int_equal(o.signal, 0);
 	snprintf(want, sizeof want, "x y\n%s\n", f->state);
@@ -408,8 +446,7 @@ test_killed_by_signal(void **state)
 		               "-c",    "kill -9 $$", NULL };
 	struct outcome o;
 
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, -1);
 	assert_int_equal(o.signal, 9);
 }
@@ -426,8 +463,7 @@ test_no_such_program(void **state)
 	char *envp[] = { "PATH=/usr/bin:/bin", NULL };
 	struct outcome o;
 
-	run_sup(f, abs, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, abs, NULL, &o);
 	assert_int_equal(o.exit_code, 127);
 	assert_int_equal(o.signal, 0);
 	assert_string_equal(o.reason, "cannot execute '/nonexistent/prog': No "
@@ -437,8 +473,7 @@ test_no_such_program(void **state)
 	assert_file_equal(f->out, "");
 
 	/* Looked up in the job's PATH. */
-	run_sup(f, rel, envp, 0);
-	read_outcome(f, &o);
+	run_outcome(f, rel, envp, &o);
 	assert_int_equal(o.exit_code, 127);
 	assert_string_equal(o.reason, "cannot execute 'jobd-no-such-program': "
 	                              "No such file or directory");
@@ -457,8 +492,7 @@ test_not_executable(void **state)
 	assert_true((fd = open(prog, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) >=
 	            0);
 	close(fd);
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, 126);
 	assert_non_null(strstr(o.reason, "Permission denied"));
 }
@@ -471,8 +505,7 @@ test_bad_cwd(void **state)
 		               NULL };
 	struct outcome o;
 
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, 127);
 	assert_int_equal(o.signal, 0);
 	assert_string_equal(o.reason, "cannot change directory to "
@@ -492,8 +525,7 @@ test_environment(void **state)
 	const char *args[] = { "--cwd", "/", "--", "env", NULL };
 	struct outcome o;
 
-	run_sup(f, args, envp, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, envp, &o);
 	assert_int_equal(o.exit_code, 0);
 	/* Exactly the job's variables, in order: nothing added or removed. */
 	assert_file_equal(f->out,
@@ -518,8 +550,7 @@ test_job_setup(void **state)
 	pid_t sup;
 
 	sup = spawn_sup(f, args, NULL);
-	finish_sup(f, 0);
-	read_outcome(f, &o);
+	end_sup(f, &o);
 	assert_int_equal(o.exit_code, 0);
 	assert_true(read_file(f->out, buf, sizeof buf) > 0);
 	job = strtol(buf, NULL, 10);
@@ -536,24 +567,17 @@ static void
 test_cancel_term(void **state)
 {
 	struct fixture *f = *state;
-	const char *args[] = { "--cwd", "/",  "--",
-		               "sh",    "-c", "echo $$; exec sleep 30",
-		               NULL };
-	union sigval v = { .sival_int = SIGTERM };
 	struct outcome o;
 	char status[PATH_MAX];
 	pid_t sup;
 	long job;
 
-	sup = spawn_sup(f, args, NULL);
-	job = job_started(f, sup);
+	job = start_job(f, sleep_job, &sup);
 	/* No outcome while the job runs. */
 	outcome_path(status, sizeof status, f->state, JOB_ID, OUTCOME_STATUS);
 	assert_int_equal(access(status, F_OK), -1);
 
-	assert_int_equal(sigqueue(sup, SIGUSR1, v), 0);
-	finish_sup(f, 0);
-	read_outcome(f, &o);
+	signal_job(f, sup, SIGTERM, &o);
 	assert_int_equal(o.exit_code, -1);
 	assert_int_equal(o.signal, SIGTERM);
 	assert_gone(job);
@@ -572,18 +596,14 @@ test_cancel_escalates(void **state)
 		               "trap '' TERM; echo $$; sleep 30 & echo $!; "
 		               "wait; echo survived",
 		               NULL };
-	union sigval v = { .sival_int = SIGTERM };
 	struct outcome o;
 	pid_t sup;
 	char buf[128];
 	long job, bg;
 
-	sup = spawn_sup(f, args, NULL);
-	job = job_started(f, sup);
+	job = start_job(f, args, &sup);
 	wait_file(f, f->out, "", 2); /* and the background pid */
-	assert_int_equal(sigqueue(sup, SIGUSR1, v), 0);
-	finish_sup(f, 0);
-	read_outcome(f, &o);
+	signal_job(f, sup, SIGTERM, &o);
 	assert_int_equal(o.exit_code, -1);
 	assert_int_equal(o.signal, SIGKILL);
 	assert_file_contains(f->log, "sending SIGKILL");
@@ -598,18 +618,13 @@ static void
 test_supervisor_signals(void **state)
 {
 	struct fixture *f = *state;
-	const char *args[] = { "--cwd", "/",  "--",
-		               "sh",    "-c", "echo $$; exec sleep 30",
-		               NULL };
 	struct outcome o;
 	pid_t sup;
 
-	sup = spawn_sup(f, args, NULL);
-	job_started(f, sup);
+	start_job(f, sleep_job, &sup);
 	assert_int_equal(kill(sup, SIGHUP), 0);
 	assert_int_equal(kill(sup, SIGTERM), 0);
-	finish_sup(f, 0);
-	read_outcome(f, &o);
+	end_sup(f, &o);
 	assert_int_equal(o.signal, SIGTERM);
 }
 
@@ -618,17 +633,13 @@ static void
 test_bad_forward_ignored(void **state)
 {
 	struct fixture *f = *state;
-	const char *args[] = { "--cwd", "/",  "--",
-		               "sh",    "-c", "echo $$; exec sleep 30",
-		               NULL };
 	union sigval v;
 	struct outcome o;
 	char want[64];
 	pid_t sup;
 	long job;
 
-	sup = spawn_sup(f, args, NULL);
-	job = job_started(f, sup);
+	job = start_job(f, sleep_job, &sup);
 
 	snprintf(want, sizeof want, "ignoring SIGUSR1 from pid %ld",
 	         (long)getpid());
@@ -645,10 +656,7 @@ test_bad_forward_ignored(void **state)
 	assert_int_equal(kill((pid_t)job, 0), 0);
 
 	/* SIGKILL itself is forwarded as is. */
-	v.sival_int = SIGKILL;
-	assert_int_equal(sigqueue(sup, SIGUSR1, v), 0);
-	finish_sup(f, 0);
-	read_outcome(f, &o);
+	signal_job(f, sup, SIGKILL, &o);
 	assert_int_equal(o.signal, SIGKILL);
 }
 
@@ -665,8 +673,7 @@ test_group_swept(void **state)
 	char buf[128], *end;
 	long child, grandchild;
 
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, 0);
 	assert_true(read_file(f->out, buf, sizeof buf) > 0);
 	child = strtol(buf, &end, 10);
@@ -700,24 +707,17 @@ static void
 test_stale_status_removed(void **state)
 {
 	struct fixture *f = *state;
-	const char *args[] = { "--cwd", "/",  "--",
-		               "sh",    "-c", "echo $$; exec sleep 30",
-		               NULL };
-	union sigval v = { .sival_int = SIGTERM };
 	struct outcome o;
 	pid_t sup;
 
 	memset(&o, 0, sizeof o);
 	o.exit_code = 99;
 	assert_int_equal(outcome_write(f->state, JOB_ID, &o), 0);
-	sup = spawn_sup(f, args, NULL);
-	job_started(f, sup);
+	start_job(f, sleep_job, &sup);
 	errno = 0;
 	assert_int_equal(outcome_read(f->state, JOB_ID, &o), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(sigqueue(sup, SIGUSR1, v), 0);
-	finish_sup(f, 0);
-	read_outcome(f, &o);
+	signal_job(f, sup, SIGTERM, &o);
 	assert_int_equal(o.signal, SIGTERM);
 }
 
@@ -739,8 +739,7 @@ test_output_unwritable(void **state)
 	            0);
 	close(fd);
 
-	run_sup(f, args, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, args, NULL, &o);
 	assert_int_equal(o.exit_code, -1);
 	assert_int_equal(o.signal, 0);
 	assert_non_null(strstr(o.reason, "cannot create output file"));
@@ -814,8 +813,7 @@ test_identity(void **state)
 		                i > 0 ? " " : "", (unsigned long)groups[i]);
 	snprintf(want + len, sizeof want - (size_t)len, "\n");
 
-	run_sup(f, nobody, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, nobody, NULL, &o);
 	assert_int_equal(o.exit_code, 0);
 	assert_file_equal(f->out, want);
 	assert_int_equal(stat(f->out, &st), 0);
@@ -825,15 +823,13 @@ test_identity(void **state)
 	/* No passwd entry: the gid alone. */
 	if (getpwuid(54321) != NULL)
 		return;
-	run_sup(f, nouser, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, nouser, NULL, &o);
 	assert_int_equal(o.exit_code, 0);
 	assert_file_equal(f->out, "54321\n54320\n54320\n");
 
 	/* The job's own permissions apply to its cwd. */
 	nouser[1] = f->state; /* 0700 root */
-	run_sup(f, nouser, NULL, 0);
-	read_outcome(f, &o);
+	run_outcome(f, nouser, NULL, &o);
 	assert_int_equal(o.exit_code, 127);
 	assert_non_null(strstr(o.reason, "Permission denied"));
 }
