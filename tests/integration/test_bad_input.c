@@ -14,9 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include <cmocka.h>
 
 #include "harness.h"
@@ -194,31 +191,6 @@ test_oversize_message(void **state)
 	free(buf);
 	harness_assert_str(reply, "error", "bad_request");
 	json_decref(reply);
-	assert_intact(inst);
-}
-
-/*
- * A peer that connects and closes before the handshake (nng 1.5.2 issue
- * #1518 then stops the listener passing requests on): jobd notices and
- * listens anew, and jobctl, whose connection drops, asks again.
- */
-static void
-test_connect_and_close(void **state)
-{
-	struct jobd_inst *inst = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s",
-	         inst->url + strlen("ipc://"));
-	for (int i = 0; i < 3; i++) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		assert_true(fd >= 0);
-		assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa),
-		                 0);
-		close(fd);
-	}
-	harness_ping(inst);
 	assert_intact(inst);
 }
 
@@ -465,7 +437,7 @@ main(void)
 		T(test_unknown_id),         T(test_bad_ids),
 		T(test_bad_signal),         T(test_jobctl_usage),
 		T(test_jobd_bad_arguments), T(test_second_jobd_refused),
-		T(test_unreachable),        T(test_connect_and_close),
+		T(test_unreachable),
 #undef T
 	};
 
