@@ -435,6 +435,9 @@ harness_proc_finish(struct harness_proc *p, int timeout_ms)
 	return (WEXITSTATUS(status));
 }
 
+/* util-linux's setpriv: Essential in Debian, so on every machine. */
+#define HARNESS_SETPRIV "/usr/bin/setpriv"
+
 /* Spawn jobd on inst's folder and wait until it is ready. */
 static void
 harness_spawn_jobd(struct jobd_inst *inst)
@@ -455,6 +458,15 @@ harness_spawn_jobd(struct jobd_inst *inst)
 	/* Never fd 3 itself: dup2(3, 3) would keep close-on-exec. */
 	w = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
 	close(p[1]);
+	/*
+	 * If this test program dies before it can stop jobd (a ctest timeout
+	 * kills it), the kernel kills jobd too. setpriv execs jobd in place,
+	 * so inst->pid is jobd's pid.
+	 */
+	argv[n++] = HARNESS_SETPRIV;
+	argv[n++] = "--pdeathsig";
+	argv[n++] = "KILL";
+	argv[n++] = "--";
 	argv[n++] = JOBD_PATH;
 	argv[n++] = "--socket";
 	argv[n++] = inst->url;
@@ -476,8 +488,8 @@ harness_spawn_jobd(struct jobd_inst *inst)
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_adddup2(&fa, w, HARNESS_READY_FD);
 	envp = harness_envp(env);
-	rv = posix_spawn(&inst->pid, JOBD_PATH, &fa, NULL, (char *const *)argv,
-	                 envp);
+	rv = posix_spawn(&inst->pid, HARNESS_SETPRIV, &fa, NULL,
+	                 (char *const *)argv, envp);
 	free(envp);
 	posix_spawn_file_actions_destroy(&fa);
 	close(w);
