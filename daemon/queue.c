@@ -276,7 +276,6 @@ queue_begin(void)
 	if (queue_exec_st(ST_BEGIN) != 0)
 		return (-1);
 	queue_txn_open = 1;
-	server_wake();
 	return (0);
 }
 

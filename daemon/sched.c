@@ -115,4 +115,6 @@ sched_run(void)
 		dispatch_job_changed(jobs[i].id, 0);
 		job_clear(&jobs[i]);
 	}
+	/* The supervisors' pids (or the unclaims) wait for a commit. */
+	server_wake();
 }
