@@ -2,8 +2,8 @@
  * jobd-supervisor: the parent of one running job (DESIGN.md, "Processes").
  *
  *   jobd-supervisor --id ID --state-dir DIR --cwd DIR [--uid UID --gid GID]
- *       [--kill-after MS] [--env-fd FD] (--shell CMD | -- PROGRAM
- * [ARG...])
+ *       [--timeout MS] [--kill-after MS] [--env-fd FD]
+ *       (--shell CMD | -- PROGRAM [ARG...])
  *
  * jobd starts one per job. The job's environment comes on --env-fd (NUL-
  * terminated NAME=VALUE strings, read to its end) and passes to the job
@@ -33,6 +33,13 @@
  *   sigtimedwait; there are no handlers. SIGUSR1 from jobd (sigqueue, the
  *   signal number in sival_int) and SIGTERM/SIGINT forward a signal to the
  *   group and arm the SIGKILL escalation (--kill-after, default 10 s).
+ * - --timeout MS counts from the job's start on the monotonic clock. If the
+ *   leader has not been reaped by then, the group gets SIGTERM and the
+ *   escalation is armed, as for a cancel, and the outcome's reason is
+ *   "timeout", whatever the job's end after that. If a signal has already
+ *   gone to the group (a cancel first), the timeout sends nothing and leaves
+ *   that escalation alone, but still counts: the reason is "timeout" if no
+ *   other reason was set. A job that ends before the deadline has none.
  *
  * Exit status: 0 once the outcome is written (whatever the job did), 1 if it
  * could not be written or setup failed, 2 for a usage error, 3 if another
@@ -66,7 +73,8 @@
 #define SUP_KILL_AFTER_MS 10000
 #define SUP_DRAIN_MS      5000 /* most we wait for the group after SIGKILL */
 #define SUP_NOFILE        1024 /* the job's RLIMIT_NOFILE soft limit */
-#define SUP_ENV_MAX       (8 * 1024 * 1024) /* most environment bytes */
+#define SUP_ENV_MAX       (8 * 1024 * 1024)  /* most environment bytes */
+#define SUP_TIMEOUT_MAX   (INT64_C(1) << 53) /* as jobd's timeout_ms */
 
 #define SUP_EXIT_FAILURE 1
 #define SUP_EXIT_USAGE   2
@@ -95,6 +103,7 @@ struct sup {
 	uid_t uid;
 	gid_t gid;
 	int64_t kill_after;
+	int64_t timeout;   /* --timeout in ms, or -1 */
 	const char *shell; /* --shell CMD, or NULL */
 	char **argv;       /* PROGRAM ARG..., or NULL */
 	char **env;        /* the job's environment, NULL-terminated */
@@ -108,14 +117,17 @@ struct sup {
 	/* The running job. */
 	pid_t pid; /* the leader; also the group's id */
 	int reaped;
-	int64_t kill_at; /* monotonic ms of the SIGKILL escalation, or -1 */
+	int64_t kill_at;    /* monotonic ms of the SIGKILL escalation, or -1 */
+	int64_t timeout_at; /* monotonic ms of the timeout, or -1 */
+	int signalled;      /* a signal has gone to the group */
+	int timed_out;      /* the timeout fired before the leader was reaped */
 	int64_t mono_start, mono_end;
 };
 
 static const char sup_usage_text[] =
     "usage: jobd-supervisor --id ID --state-dir DIR --cwd DIR"
     " [--uid UID --gid GID]\n"
-    "           [--kill-after MS] [--env-fd FD]\n"
+    "           [--timeout MS] [--kill-after MS] [--env-fd FD]\n"
     "           (--shell CMD | -- PROGRAM [ARG...])\n";
 
 static char sup_log_prefix[64] = "jobd-supervisor";
@@ -148,7 +160,7 @@ static void
 sup_parse(int argc, char **argv, struct sup *s)
 {
 	const char *id = NULL, *uid = NULL, *gid = NULL, *kill_after = NULL;
-	const char *env_fd = NULL;
+	const char *env_fd = NULL, *timeout = NULL;
 	const char **slot;
 	long long v;
 	int i;
@@ -172,6 +184,8 @@ sup_parse(int argc, char **argv, struct sup *s)
 			slot = &gid;
 		else if (strcmp(argv[i], "--kill-after") == 0)
 			slot = &kill_after;
+		else if (strcmp(argv[i], "--timeout") == 0)
+			slot = &timeout;
 		else if (strcmp(argv[i], "--shell") == 0)
 			slot = &s->shell;
 		else if (strcmp(argv[i], "--env-fd") == 0)
@@ -212,6 +226,12 @@ sup_parse(int argc, char **argv, struct sup *s)
 		if (util_parse_int(kill_after, 0, INT_MAX, &v) == -1)
 			sup_usage("--kill-after must be a number of ms");
 		s->kill_after = v;
+	}
+	s->timeout = -1;
+	if (timeout != NULL) {
+		if (util_parse_int(timeout, 1, SUP_TIMEOUT_MAX, &v) == -1)
+			sup_usage("--timeout must be a positive number of ms");
+		s->timeout = v;
 	}
 	if ((s->shell == NULL) == (s->argv == NULL))
 		sup_usage("give either --shell CMD or -- PROGRAM [ARG...]");
@@ -510,6 +530,7 @@ sup_signal(struct sup *s, int sig)
 		return;
 	if (kill(-s->pid, sig) == -1 && errno != ESRCH)
 		log_warn("kill -%ld %s", (long)s->pid, strsignal(sig));
+	s->signalled = 1;
 	if (sig != SIGKILL && s->kill_at == -1)
 		s->kill_at = util_mono_ms() + s->kill_after;
 }
@@ -632,14 +653,47 @@ sup_forward(struct sup *s, const siginfo_t *si)
 }
 
 /*
- * Wait for the job and everything in its group, forwarding signals and
- * escalating to SIGKILL on time.
+ * The job's deadline has passed with its leader unreaped: SIGTERM to the
+ * group and the escalation, unless a signal has gone to it already (then
+ * that one keeps its course). Either way the job has timed out.
+ */
+static void
+sup_timeout(struct sup *s)
+{
+	s->timeout_at = -1;
+	s->timed_out = 1;
+	if (s->signalled) {
+		log_info("the job reached its timeout of %" PRId64
+		         " ms after it was signalled",
+		         s->timeout);
+		return;
+	}
+	log_info("the job reached its timeout of %" PRId64
+	         " ms; sending SIGTERM",
+	         s->timeout);
+	sup_signal(s, SIGTERM);
+}
+
+/* The earlier of two monotonic deadlines, -1 meaning none. */
+static int64_t
+sup_earliest(int64_t a, int64_t b)
+{
+	if (a == -1)
+		return (b);
+	if (b == -1)
+		return (a);
+	return (a < b ? a : b);
+}
+
+/*
+ * Wait for the job and everything in its group, forwarding signals, and
+ * timing out and escalating to SIGKILL on time.
  */
 static void
 sup_wait(struct sup *s, const sigset_t *set, struct outcome *o)
 {
 	siginfo_t si;
-	int64_t now, drain_until = -1, timeout;
+	int64_t now, drain_until = -1, deadline, timeout;
 	int sig;
 
 	for (;;) {
@@ -657,8 +711,18 @@ sup_wait(struct sup *s, const sigset_t *set, struct outcome *o)
 			/* Members of the group are left: its id is safe. */
 			kill(-s->pid, SIGKILL);
 			timeout = drain_until - now;
-		} else if (s->kill_at != -1) {
-			if (now >= s->kill_at) {
+		} else {
+			if (s->timeout_at != -1 && now >= s->timeout_at) {
+				/*
+				 * A leader that ended just now, its SIGCHLD
+				 * still pending, did not time out.
+				 */
+				sup_reap(s, o);
+				if (!s->reaped)
+					sup_timeout(s);
+				continue;
+			}
+			if (s->kill_at != -1 && now >= s->kill_at) {
 				log_info("the job is still running %" PRId64
 				         " ms after it was signalled; "
 				         "sending SIGKILL",
@@ -667,9 +731,9 @@ sup_wait(struct sup *s, const sigset_t *set, struct outcome *o)
 				s->kill_at = -1;
 				continue;
 			}
-			timeout = s->kill_at - now;
-		} else
-			timeout = -1;
+			deadline = sup_earliest(s->timeout_at, s->kill_at);
+			timeout = deadline == -1 ? -1 : deadline - now;
+		}
 
 		if ((sig = sup_sigwait(set, &si, timeout)) == -1) {
 			if (errno != EAGAIN && errno != EINTR)
@@ -739,6 +803,7 @@ main(int argc, char **argv)
 	o.exit_code = -1;
 	o.started_at = util_now_ms();
 	s.mono_start = util_mono_ms();
+	s.timeout_at = s.timeout == -1 ? -1 : s.mono_start + s.timeout;
 	if ((s.out_fd = sup_open_output(&s, OUTCOME_STDOUT, &o)) != -1 &&
 	    (s.err_fd = sup_open_output(&s, OUTCOME_STDERR, &o)) != -1) {
 		sup_groups(&s);
@@ -756,6 +821,9 @@ main(int argc, char **argv)
 	free(s.groups);
 	util_strv_free(s.env);
 
+	/* Any reason already there (the job could not start) says more. */
+	if (s.timed_out && o.reason[0] == '\0')
+		sup_reason(&o, "timeout");
 	if (!s.reaped) {
 		o.finished_at = util_now_ms();
 		s.mono_end = util_mono_ms();

@@ -782,6 +782,163 @@ test_usage(void **state)
 	assert_file_contains(f->log, "usage: jobd-supervisor");
 }
 
+/* Read the job's pid, its first line of output, after the job has ended. */
+static long
+job_pid(const struct fixture *f)
+{
+	char buf[64];
+	long job;
+
+	assert_true(read_file(f->out, buf, sizeof buf) > 0);
+	job = strtol(buf, NULL, 10);
+	assert_true(job > 0);
+	return (job);
+}
+
+/* A job still running at its timeout gets SIGTERM, group and all. */
+static void
+test_timeout_term(void **state)
+{
+	struct fixture *f = *state;
+	const char *args[] = { "--cwd",     "/",
+		               "--timeout", "200",
+		               "--",        "sh",
+		               "-c",        "echo $$; sleep 30 & echo $!; wait",
+		               NULL };
+	struct outcome o;
+	char buf[128];
+	long job, bg;
+
+	/* wait_sup's bound (WAIT_MS) is well under the job's 30 s. */
+	spawn_sup(f, args, NULL);
+	end_sup(f, &o);
+	assert_int_equal(o.exit_code, -1);
+	assert_int_equal(o.signal, SIGTERM);
+	assert_string_equal(o.reason, "timeout");
+	assert_true(o.finished_at - o.started_at >= 200);
+	assert_file_contains(f->log, "timeout of 200 ms; sending SIGTERM");
+	assert_true(read_file(f->out, buf, sizeof buf) > 0);
+	assert_int_equal(sscanf(buf, "%ld\n%ld\n", &job, &bg), 2);
+	assert_gone(job);
+	assert_gone(bg);
+	assert_false(run_locked(f));
+}
+
+/* A job that ignores the timeout's SIGTERM gets SIGKILL kill-after later. */
+static void
+test_timeout_escalates(void **state)
+{
+	struct fixture *f = *state;
+	const char *args[] = { "--cwd",
+		               "/",
+		               "--timeout",
+		               "200",
+		               "--kill-after",
+		               "200",
+		               "--shell",
+		               "trap '' TERM; echo $$; sleep 30",
+		               NULL };
+	struct outcome o;
+
+	spawn_sup(f, args, NULL);
+	end_sup(f, &o);
+	assert_int_equal(o.exit_code, -1);
+	assert_int_equal(o.signal, SIGKILL);
+	assert_string_equal(o.reason, "timeout");
+	assert_true(o.finished_at - o.started_at >= 400);
+	assert_file_contains(f->log, "sending SIGTERM");
+	assert_file_contains(f->log, "sending SIGKILL");
+	assert_gone(job_pid(f));
+}
+
+/* A job that ends before its timeout: its own end, no reason. */
+static void
+test_timeout_not_reached(void **state)
+{
+	struct fixture *f = *state;
+	const char *code[] = { "--cwd", "/",  "--timeout", "30000", "--",
+		               "sh",    "-c", "exit 4",    NULL };
+	const char *sig[] = { "--cwd", "/",  "--timeout",  "30000", "--",
+		              "sh",    "-c", "kill -9 $$", NULL };
+	struct outcome o;
+	char log[4096];
+
+	run_outcome(f, code, NULL, &o);
+	assert_int_equal(o.exit_code, 4);
+	assert_int_equal(o.signal, 0);
+	assert_string_equal(o.reason, "");
+
+	run_outcome(f, sig, NULL, &o);
+	assert_int_equal(o.exit_code, -1);
+	assert_int_equal(o.signal, SIGKILL);
+	assert_string_equal(o.reason, "");
+	read_file(f->log, log, sizeof log); /* none at all is fine */
+	assert_null(strstr(log, "timeout"));
+}
+
+/*
+ * A cancel first keeps its own course: the timeout sends nothing more and
+ * does not re-arm the escalation, but the job still counts as timed out.
+ */
+static void
+test_timeout_after_cancel(void **state)
+{
+	struct fixture *f = *state;
+	const char *args[] = { "--cwd",
+		               "/",
+		               "--timeout",
+		               "500",
+		               "--kill-after",
+		               "1000",
+		               "--shell",
+		               "trap '' TERM; echo $$; sleep 30",
+		               NULL };
+	struct outcome o;
+	pid_t sup;
+	long job;
+
+	job = start_job(f, args, &sup);
+	signal_job(f, sup, SIGTERM, &o);
+	assert_int_equal(o.exit_code, -1);
+	assert_int_equal(o.signal, SIGKILL);
+	assert_string_equal(o.reason, "timeout");
+	assert_file_contains(f->log,
+	                     "timeout of 500 ms after it was signalled");
+	assert_file_contains(f->log, "sending SIGKILL");
+	assert_gone(job);
+}
+
+static void
+test_timeout_usage(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const values[] = {
+		"0", "-1", "abc", "", " 5", "5ms", "1.5", "9007199254740993"
+	};
+	const char *args[] = { "--cwd", "/",    "--timeout", NULL,
+		               "--",    "true", NULL };
+	const char *twice[] = { "--cwd", "/",  "--timeout", "5", "--timeout",
+		                "5",     "--", "true",      NULL };
+	const char *missing[] = { "--cwd", "/",         "--shell",
+		                  "true",  "--timeout", NULL };
+	size_t i;
+	int st;
+
+	for (i = 0; i < sizeof values / sizeof values[0]; i++) {
+		args[3] = values[i];
+		spawn_sup(f, args, NULL);
+		st = wait_sup(f);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 2)
+			fail_msg("--timeout '%s': wait status %#x", values[i],
+			         st);
+	}
+	assert_file_contains(f->log,
+	                     "--timeout must be a positive number of ms");
+	run_sup(f, twice, NULL, 2);
+	run_sup(f, missing, NULL, 2);
+	assert_int_equal(access(f->run, F_OK), -1);
+}
+
 /* As root: the job runs as the given uid/gid with that user's groups. */
 static void
 test_identity(void **state)
@@ -857,6 +1014,11 @@ main(void)
 		TEST(test_stale_status_removed),
 		TEST(test_output_unwritable),
 		TEST(test_usage),
+		TEST(test_timeout_term),
+		TEST(test_timeout_escalates),
+		TEST(test_timeout_not_reached),
+		TEST(test_timeout_after_cancel),
+		TEST(test_timeout_usage),
 		TEST(test_identity),
 	};
 
