@@ -20,8 +20,25 @@ char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 int util_parse_int(const char *, long long, long long, long long *);
 int util_parse_duration_ms(const char *, long long *);
 
+/* A duration as util_parse_duration_ms reads it: "1h30m", "500ms", "0s". */
+#define UTIL_DURATION_LEN 48
+void util_duration_format(int64_t, char *, size_t);
+
 int64_t util_now_ms(void);  /* wall clock, for display */
 int64_t util_mono_ms(void); /* monotonic, for durations */
+
+/*
+ * A time given by a person, into ms since the epoch: RFC 3339
+ * ("2026-11-28T09:00:00Z", "2026-11-28 09:00:00.5+01:00"; a fraction is cut
+ * to ms; second 60 is the next second), or "HH:MM" / "HH:MM:SS" in local
+ * time. util_parse_time takes the first such local time after now_ms (today
+ * if it is still ahead, else tomorrow); util_parse_time_past the last one at
+ * or before now_ms. A local time the clocks skip comes out as mktime moves
+ * it (an hour on). Nothing may follow; fields out of range are refused.
+ * Returns 0, or -1 (and *out_ms is left alone).
+ */
+int util_parse_time(const char *, int64_t, int64_t *);
+int util_parse_time_past(const char *, int64_t, int64_t *);
 
 /* RFC 3339 UTC with milliseconds: "2026-11-27T19:30:00.123Z" (25 bytes). */
 #define UTIL_TIME_LEN 32

@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/util.c: number and duration parsing, time
+ * Unit tests for common/util.c: number, duration and time parsing, time
  * formatting, socket URLs, base64, mkdir -p.
  */
 #include <sys/stat.h>
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -189,6 +190,38 @@ test_parse_duration_bare_after_unit(void **state)
 	assert_duration_rejected("0h0m5");
 }
 
+/* util_duration_format's text, and that it reads back as the same. */
+static void
+assert_duration_text(int64_t ms, const char *want)
+{
+	char buf[UTIL_DURATION_LEN];
+	long long back = -1;
+
+	util_duration_format(ms, buf, sizeof buf);
+	assert_string_equal(buf, want);
+	if (ms >= 0) {
+		assert_int_equal(util_parse_duration_ms(buf, &back), 0);
+		assert_int_equal(back, ms);
+	}
+}
+
+static void
+test_duration_format(void **state)
+{
+	(void)state;
+	assert_duration_text(0, "0s");
+	assert_duration_text(1, "1ms");
+	assert_duration_text(500, "500ms");
+	assert_duration_text(1000, "1s");
+	assert_duration_text(90000, "1m30s");
+	assert_duration_text(5400000, "1h30m");
+	assert_duration_text(86400000, "1d");
+	assert_duration_text(93784005, "1d2h3m4s5ms");
+	assert_duration_text(1LL << 53, "104249991d8h59m992ms");
+	assert_duration_text(3600001, "1h1ms");
+	assert_duration_text(-1, "invalid");
+}
+
 static void
 assert_time(int64_t ms, const char *want)
 {
@@ -253,6 +286,241 @@ test_time_format_far_future(void **state)
 			fail_msg("%lld ms formats as \"%s\"",
 			         (long long)times[i], buf);
 	}
+}
+
+/* 2026-11-28T10:00:00Z, a Saturday: the "now" of the local-time tests. */
+#define NOW_MS 1795860000000LL
+/* Central European time, as a POSIX rule: no tz database needed. */
+#define TZ_CET "CET-1CEST,M3.5.0,M10.5.0/3"
+
+/* Make local time TZ (a POSIX TZ value) for the tests that follow. */
+static void
+set_tz(const char *tz)
+{
+	assert_int_equal(setenv("TZ", tz, 1), 0);
+	tzset();
+}
+
+static void
+assert_ptime(const char *s, int64_t now, int64_t want)
+{
+	int64_t v = 777;
+
+	if (util_parse_time(s, now, &v) != 0)
+		fail_msg("time \"%s\" rejected", s);
+	if (v != want)
+		fail_msg("time \"%s\": %lld ms, expected %lld", s, (long long)v,
+		         (long long)want);
+}
+
+static void
+assert_ptime_past(const char *s, int64_t now, int64_t want)
+{
+	int64_t v = 777;
+
+	if (util_parse_time_past(s, now, &v) != 0)
+		fail_msg("time \"%s\" rejected", s);
+	if (v != want)
+		fail_msg("past time \"%s\": %lld ms, expected %lld", s,
+		         (long long)v, (long long)want);
+}
+
+static void
+assert_ptime_rejected(const char *s)
+{
+	int64_t v = 777;
+
+	if (util_parse_time(s, NOW_MS, &v) != -1)
+		fail_msg("time \"%s\" accepted: %lld ms", s, (long long)v);
+	assert_int_equal(v, 777);
+	if (util_parse_time_past(s, NOW_MS, &v) != -1)
+		fail_msg("past time \"%s\" accepted: %lld ms", s, (long long)v);
+	assert_int_equal(v, 777);
+}
+
+static void
+test_parse_time_rfc3339(void **state)
+{
+	(void)state;
+	set_tz(TZ_CET); /* must not matter */
+	assert_ptime("2026-11-28T09:00:00Z", NOW_MS, 1795856400000LL);
+	assert_ptime("2026-11-28t09:00:00z", NOW_MS, 1795856400000LL);
+	assert_ptime("2026-11-28 09:00:00Z", NOW_MS, 1795856400000LL);
+	assert_ptime("2026-11-28T09:00:00+00:00", NOW_MS, 1795856400000LL);
+	assert_ptime("2026-11-28T09:00:00-00:00", NOW_MS, 1795856400000LL);
+	assert_ptime("2026-11-28T09:00:00.5+01:00", NOW_MS, 1795852800500LL);
+	assert_ptime("2026-11-28T09:00:00.05Z", NOW_MS, 1795856400050LL);
+	assert_ptime("2026-11-28T09:00:00.123Z", NOW_MS, 1795856400123LL);
+	/* Below a millisecond is cut, not rounded. */
+	assert_ptime("2026-11-28T09:00:00.123999999Z", NOW_MS, 1795856400123LL);
+	assert_ptime("2026-11-28T04:30:00-04:30", NOW_MS, 1795856400000LL);
+	/* An offset may move the date either way. */
+	assert_ptime("2026-11-28T23:45:00+23:59", NOW_MS,
+	             1795856400000LL - 9 * 3600000LL - 14 * 60000LL);
+	assert_ptime("2026-11-29T01:00:00+02:00", NOW_MS,
+	             1795856400000LL + 14 * 3600000LL);
+	assert_ptime("2024-02-29T23:59:59Z", NOW_MS, 1709251199000LL);
+	assert_ptime("2000-02-29T00:00:00Z", NOW_MS, 951782400000LL);
+	assert_ptime("2026-12-31T23:59:59Z", NOW_MS, 1798761599000LL);
+	/* A leap second is the next second. */
+	assert_ptime("2026-12-31T23:59:60Z", NOW_MS, 1798761600000LL);
+	assert_ptime("1970-01-01T00:00:00Z", NOW_MS, 0);
+	assert_ptime("1969-12-31T23:59:59Z", NOW_MS, -1000);
+	assert_ptime("9999-12-31T23:59:59.999Z", NOW_MS, 253402300799999LL);
+	assert_ptime("0000-01-01T00:00:00Z", NOW_MS, -62167219200000LL);
+	/* Past or future, RFC 3339 is what it says. */
+	assert_ptime_past("2026-11-28T09:00:00Z", NOW_MS, 1795856400000LL);
+	assert_ptime_past("2030-01-01T00:00:00Z", NOW_MS, 1893456000000LL);
+}
+
+static void
+test_parse_time_bad(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		" ",
+		"now",
+		"2026-11-28",
+		"2026-11-28T09:00",
+		"2026-11-28T09:00Z",
+		"2026-11-28T09:00:00",   /* RFC 3339 needs an offset */
+		"2026-11-28T09:00:00Zx", /* trailing junk */
+		"2026-11-28T09:00:00Z ",
+		" 2026-11-28T09:00:00Z",
+		"2026-11-28T09:00:00ZZ",
+		"2026-11-28T09:00:00+01:00x",
+		"2026-11-28X09:00:00Z",
+		"2026-11-28  09:00:00Z",
+		"2026-11-28T9:00:00Z",
+		"2026-1-28T09:00:00Z",
+		"26-11-28T09:00:00Z",
+		"+2026-11-28T09:00:00Z",
+		"20261-11-28T09:00:00Z",
+		"2026/11/28T09:00:00Z",
+		"2026-13-01T00:00:00Z", /* month 13 */
+		"2026-00-01T00:00:00Z",
+		"2026-11-00T00:00:00Z",
+		"2026-11-31T00:00:00Z",
+		"2026-02-29T00:00:00Z", /* not a leap year */
+		"1900-02-29T00:00:00Z",
+		"2026-04-31T00:00:00Z",
+		"2026-11-28T24:00:00Z",
+		"2026-11-28T25:00:00Z",
+		"2026-11-28T09:60:00Z",
+		"2026-11-28T09:00:61Z", /* 61 seconds */
+		"2026-11-28T09:00:00.Z",
+		"2026-11-28T09:00:00.+01:00",
+		"2026-11-28T09:00:00,5Z",
+		"2026-11-28T09:00:00.5.5Z",
+		"2026-11-28T09:00:00+0100",
+		"2026-11-28T09:00:00+01",
+		"2026-11-28T09:00:00+1:00",
+		"2026-11-28T09:00:00+24:00",
+		"2026-11-28T09:00:00+01:60",
+		"2026-11-28T09:00:00 +01:00",
+		"2026-11-28T-9:00:00Z",
+		"25:00", /* 25 o'clock */
+		"24:00",
+		"12:60",
+		"12:00:60", /* no wall clock shows a leap second */
+		"12:00:61",
+		"9:00",
+		"09:0",
+		"0900",
+		"09",
+		"09:",
+		"09:00:",
+		"09:00:0",
+		"09:00 ",
+		" 09:00",
+		"09:00x",
+		"09:00Z",
+		"09:00:00Z",
+		"09:00:00.5",
+		"-09:00",
+		"+09:00",
+		"09:00:00:00",
+	};
+
+	(void)state;
+	set_tz("UTC0");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_ptime_rejected(bad[i]);
+	assert_ptime_rejected(NULL);
+}
+
+/* HH:MM is the next such time: today if still ahead, else tomorrow. */
+static void
+test_parse_time_clock(void **state)
+{
+	const int64_t h = 3600000;
+
+	(void)state;
+	set_tz("UTC0");
+	assert_ptime("11:00", NOW_MS, NOW_MS + h);
+	assert_ptime("10:00:01", NOW_MS, NOW_MS + 1000);
+	assert_ptime("23:59:59", NOW_MS, NOW_MS + 14 * h - 1000);
+	/* Now itself is not ahead: tomorrow. */
+	assert_ptime("10:00", NOW_MS, NOW_MS + 24 * h);
+	assert_ptime("10:00:00", NOW_MS, NOW_MS + 24 * h);
+	assert_ptime("09:00", NOW_MS, NOW_MS + 23 * h);
+	assert_ptime("00:00", NOW_MS, NOW_MS + 14 * h);
+	assert_ptime("09:59:59", NOW_MS, NOW_MS + 24 * h - 1000);
+	/* Now with milliseconds: 10:00:00 is already behind. */
+	assert_ptime("10:00:00", NOW_MS + 500, NOW_MS + 24 * h);
+	assert_ptime("10:00:01", NOW_MS + 500, NOW_MS + 1000);
+	/* Over the end of a month and of a year. */
+	assert_ptime("08:00", 1798761599000LL, 1798761600000LL + 8 * h);
+	/* The last such time at or before now. */
+	assert_ptime_past("09:00", NOW_MS, NOW_MS - h);
+	assert_ptime_past("10:00", NOW_MS, NOW_MS);
+	assert_ptime_past("10:00:01", NOW_MS, NOW_MS - 24 * h + 1000);
+	assert_ptime_past("23:00", NOW_MS, NOW_MS - 11 * h);
+
+	/* Local time one hour ahead of UTC (CET in November). */
+	set_tz(TZ_CET);
+	assert_ptime("12:00", NOW_MS, NOW_MS + h); /* 11:00Z today */
+	assert_ptime("11:00", NOW_MS, NOW_MS + 24 * h);
+	assert_ptime("09:00", NOW_MS, NOW_MS + 22 * h); /* 08:00Z tomorrow */
+	assert_ptime("00:30", NOW_MS, NOW_MS + 13 * h + 30 * 60000);
+	assert_ptime_past("09:00", NOW_MS, NOW_MS - 2 * h);
+	/* Twelve hours behind: it is still Friday 22:00 there. */
+	set_tz("XXX12");
+	assert_ptime("23:00", NOW_MS, NOW_MS + h);
+	assert_ptime("00:30", NOW_MS, NOW_MS + 2 * h + 30 * 60000);
+	assert_ptime("21:00", NOW_MS, NOW_MS + 23 * h);
+	assert_ptime_past("21:00", NOW_MS, NOW_MS - h);
+	set_tz("UTC0");
+}
+
+/*
+ * Days are counted in the calendar: on the day the clocks change, "the
+ * same time tomorrow" is 23 or 25 hours away, and a time that occurs twice
+ * or not at all still gives one answer.
+ */
+static void
+test_parse_time_dst(void **state)
+{
+	const int64_t h = 3600000;
+
+	(void)state;
+	set_tz(TZ_CET);
+	/* Sat 2026-03-28 12:00Z (13:00 CET); Sunday is 23 hours long. */
+	assert_ptime("09:00", 1774699200000LL, 1774767600000LL); /* CEST */
+	assert_ptime("13:00", 1774699200000LL, 1774699200000LL + 23 * h);
+	/* 02:30 does not exist on Sunday: it comes out an hour on. */
+	assert_ptime("02:30", 1774699200000LL, 1774747800000LL);
+	/* Sat 2026-10-24 12:00Z (14:00 CEST); Sunday is 25 hours long. */
+	assert_ptime("09:00", 1792843200000LL, 1792915200000LL); /* CET */
+	assert_ptime("14:00", 1792843200000LL, 1792843200000LL + 25 * h);
+	/* Sun 2026-10-25 00:45Z is 02:45 CEST: 02:30 comes again, in CET. */
+	assert_ptime("02:30", 1792889100000LL, 1792891800000LL);
+	/* Before both: the first one. */
+	assert_ptime("02:30", 1792889100000LL - h, 1792888200000LL);
+	/* And looking back from after both, the second. */
+	assert_ptime_past("02:30", 1792891800000LL + h, 1792891800000LL);
+	assert_ptime_past("02:30", 1792889100000LL, 1792888200000LL);
+	set_tz("UTC0");
 }
 
 static void
@@ -522,8 +790,13 @@ main(void)
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_duration_bare_after_unit),
+		cmocka_unit_test(test_duration_format),
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_time_format_far_future),
+		cmocka_unit_test(test_parse_time_rfc3339),
+		cmocka_unit_test(test_parse_time_bad),
+		cmocka_unit_test(test_parse_time_clock),
+		cmocka_unit_test(test_parse_time_dst),
 		cmocka_unit_test(test_clocks),
 		cmocka_unit_test(test_socket_url),
 		cmocka_unit_test(test_default_paths),
