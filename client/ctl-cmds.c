@@ -7,6 +7,7 @@
  * every reply for its "ok" before a command looks at it), and the checks on
  * job objects that output.c relies on.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,10 +22,13 @@
 /* The options every command takes, and room for a command's own. */
 #define CTL_OPT_HELP     'H'
 #define CTL_OPT_JSON     'J'
-#define CTL_LONGOPTS_MAX 16
+#define CTL_LONGOPTS_MAX 24
 
 /* Bytes of randomness in the key of a submit without --key. */
 #define CTL_KEY_BYTES 16
+
+/* PROTO_DURATION_MAX in words, for a usage error. */
+#define CTL_DURATION_MAX "104249991d"
 
 /* list without --limit; its help says so. */
 #define CTL_LIST_LIMIT 100
@@ -84,6 +88,7 @@ ctl_cmd_parse(struct ctl_ctx *ctx, int argc, char **argv, struct ctl_args *args)
 		if (ch == CTL_OPT_JSON)
 			ctx->json = 1;
 		args->opts[ch] = optarg != NULL ? optarg : "";
+		args->count[ch]++;
 		lastarg = optarg;
 	}
 	/* The "--" before argv[optind] may be an option's argument. */
@@ -246,7 +251,10 @@ ctl_reply_job(json_t *reply)
 	return (job != NULL && ctl_job_check(job) == 0 ? job : NULL);
 }
 
-/* reply["jobs"], checked: an array of n jobs (n < 0: any number). */
+/*
+ * reply["jobs"], checked: an array of at least n jobs. An array id given
+ * among n ids stands for all its tasks, so there may be more.
+ */
 static json_t *
 ctl_reply_jobs(json_t *reply, int n)
 {
@@ -255,7 +263,7 @@ ctl_reply_jobs(json_t *reply, int n)
 
 	if ((jobs = ctl_reply_get(reply, "jobs", JSON_ARRAY)) == NULL)
 		return (NULL);
-	if (n >= 0 && json_array_size(jobs) != (size_t)n) {
+	if (n > 0 && json_array_size(jobs) < (size_t)n) {
 		output_error("malformed reply from jobd: %zu jobs for %d ids",
 		             json_array_size(jobs), n);
 		return (NULL);
@@ -268,21 +276,6 @@ ctl_reply_jobs(json_t *reply, int n)
 	return (jobs);
 }
 
-/* The job with this id in jobs, or NULL. */
-static json_t *
-ctl_jobs_find(json_t *jobs, long long id)
-{
-	json_t *job;
-	size_t i;
-
-	json_array_foreach(jobs, i, job)
-	{
-		if (ctl_job_id(job) == id)
-			return (job);
-	}
-	return (NULL);
-}
-
 /* Several jobs: a table, or a JSON array. */
 static void
 ctl_print_jobs(struct ctl_ctx *ctx, json_t *jobs)
@@ -291,6 +284,66 @@ ctl_print_jobs(struct ctl_ctx *ctx, json_t *jobs)
 		output_json(jobs);
 	else
 		output_jobs(jobs);
+}
+
+/*
+ * Jobs as status prints them: one as a block (JSON: the object), several as
+ * a table (JSON: an array).
+ */
+static void
+ctl_print_status(struct ctl_ctx *ctx, json_t *jobs)
+{
+	if (json_array_size(jobs) != 1)
+		ctl_print_jobs(ctx, jobs);
+	else if (ctx->json)
+		output_json(json_array_get(jobs, 0));
+	else
+		output_job(json_array_get(jobs, 0));
+}
+
+/* opt's value arg as a whole number in [min, max] into *np. */
+static int
+ctl_opt_int(struct ctl_ctx *ctx, const char *opt, const char *arg,
+            long long min, long long max, long long *np)
+{
+	if (util_parse_int(arg, min, max, np) != 0)
+		return (ctl_usage_error(
+		    ctx->op, "%s: '%s' is not a number from %lld to %lld", opt,
+		    arg, min, max));
+	return (CTL_EXIT_OK);
+}
+
+/*
+ * opt's value arg as a duration into *msp, in [min, max] ms; range says
+ * which in words ("at most 1d").
+ */
+static int
+ctl_opt_duration(struct ctl_ctx *ctx, const char *opt, const char *arg,
+                 long long min, long long max, const char *range,
+                 long long *msp)
+{
+	long long ms;
+
+	if (util_parse_duration_ms(arg, &ms) != 0)
+		return (ctl_usage_error(ctx->op,
+		                        "%s: '%s' is not a duration "
+		                        "(90s, 5m, 2h, 1d, 500ms, 1h30m)",
+		                        opt, arg));
+	if (ms < min || ms > max)
+		return (ctl_usage_error(ctx->op, "%s: '%s' must be %s", opt,
+		                        arg, range));
+	*msp = ms;
+	return (CTL_EXIT_OK);
+}
+
+/* opt's value arg as a queue name. */
+static int
+ctl_opt_queue(struct ctl_ctx *ctx, const char *opt, const char *arg)
+{
+	if (proto_queue_name_ok(arg))
+		return (CTL_EXIT_OK);
+	return (ctl_usage_error(ctx->op, "%s: '%s': " PROTO_QUEUE_NAME_RULE,
+	                        opt, arg));
 }
 
 /* A job id from the command line. */
@@ -404,12 +457,12 @@ ctl_submit_key(char *hex)
 	return (0);
 }
 
-/* submit: the name, the priority and the idempotency key. */
+/* submit: the name, the queue, the priority and the idempotency key. */
 static int
 ctl_submit_options(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
 {
 	const char *name = args->opts['n'], *prio = args->opts['p'];
-	const char *key = args->opts['k'];
+	const char *key = args->opts['k'], *queue = args->opts['q'];
 	char hex[2 * CTL_KEY_BYTES + 1];
 	long long n;
 	int rv;
@@ -417,6 +470,11 @@ ctl_submit_options(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
 	if (name != NULL &&
 	    (rv = ctl_set_str(ctx, req, "name", name, "-n NAME")) != 0)
 		return (rv);
+	if (queue != NULL) {
+		if ((rv = ctl_opt_queue(ctx, "-q", queue)) != 0)
+			return (rv);
+		json_object_set_new(req, "queue", json_string(queue));
+	}
 	if (prio != NULL) {
 		if (util_parse_int(prio, PROTO_PRIO_MIN, PROTO_PRIO_MAX, &n) !=
 		    0)
@@ -431,6 +489,220 @@ ctl_submit_options(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
 		key = hex;
 	}
 	return (ctl_set_str(ctx, req, "key", key, "--key"));
+}
+
+/*
+ * submit: --at TIME or --in DURATION as run_at, ms since the epoch. The
+ * clock read is the client's: a TIME without a date means the next one to
+ * come here.
+ */
+static int
+ctl_submit_start(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
+{
+	const char *at = args->opts['a'], *in = args->opts['i'];
+	int64_t now = util_now_ms(), t;
+	long long ms;
+	int rv;
+
+	if (at != NULL && in != NULL)
+		return (
+		    ctl_usage_error(ctx->op, "give --at or --in, not both"));
+	if (at != NULL) {
+		if (util_parse_time(at, now, &t) != 0)
+			return (ctl_usage_error(
+			    ctx->op,
+			    "--at: '%s' is not a time (2026-11-28T09:00:00Z, "
+			    "2026-11-28 09:00:00+01:00, HH:MM or HH:MM:SS)",
+			    at));
+		if (t < now)
+			return (ctl_usage_error(ctx->op,
+			                        "--at: %s is in the past", at));
+		if (t > PROTO_TIME_MAX)
+			return (ctl_usage_error(
+			    ctx->op, "--at: %s is after the year 9999", at));
+	} else if (in != NULL) {
+		if ((rv = ctl_opt_duration(ctx, "--in", in, 0,
+		                           PROTO_TIME_MAX - now,
+		                           "before the year 10000", &ms)) != 0)
+			return (rv);
+		t = now + ms;
+	} else
+		return (CTL_EXIT_OK);
+	json_object_set_new(req, "run_at", json_integer(t));
+	return (CTL_EXIT_OK);
+}
+
+/*
+ * One of submit's dependency options, name (its letter in opts: opt), into
+ * req[key]: a comma-separated list of job or array ids, each kept once.
+ */
+static int
+ctl_submit_deps(struct ctl_ctx *ctx, struct ctl_args *args, const char *key,
+                int opt, const char *name, json_t *req)
+{
+	const char *arg = args->opts[opt];
+	json_t *ids, *e;
+	char *copy, *p, *id;
+	long long n;
+	size_t i;
+	int rv = CTL_EXIT_OK;
+
+	if (arg == NULL)
+		return (CTL_EXIT_OK);
+	/* opts keeps the last one only: better refused than lost. */
+	if (args->count[opt] > 1)
+		return (ctl_usage_error(ctx->op,
+		                        "%s is given twice; give it once with "
+		                        "the ids separated by commas",
+		                        name));
+	ids = json_array();
+	p = copy = xstrdup(arg);
+	do {
+		id = strsep(&p, ",");
+		if (util_parse_int(id, 1, INT64_MAX, &n) != 0) {
+			rv = ctl_usage_error(
+			    ctx->op,
+			    "%s: '%s' is not a list of job ids (12,34)", name,
+			    arg);
+			goto out;
+		}
+		json_array_foreach(ids, i, e)
+		{
+			if (json_integer_value(e) == n)
+				break;
+		}
+		if (i < json_array_size(ids))
+			continue;
+		if (i == PROTO_MAX_IDS) {
+			rv = ctl_usage_error(ctx->op, "%s: more than %d ids",
+			                     name, PROTO_MAX_IDS);
+			goto out;
+		}
+		json_array_append_new(ids, json_integer(n));
+	} while (p != NULL);
+	json_object_set(req, key, ids);
+out:
+	json_decref(ids);
+	free(copy);
+	return (rv);
+}
+
+/* submit: --timeout, --kill-after, --retries, --retry-delay. */
+static int
+ctl_submit_limits(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
+{
+	static const struct {
+		int opt;
+		const char *name, *key, *range;
+		long long min, max;
+		int duration;
+	} limits[] = {
+		{ 't', "--timeout", "timeout_ms",
+		  "from 1ms to " CTL_DURATION_MAX, 1, PROTO_DURATION_MAX, 1 },
+		{ 'K', "--kill-after", "kill_after_ms", "at most 1d", 0,
+		  PROTO_DAY_MS, 1 },
+		{ 'r', "--retries", "retries", NULL, 0, PROTO_MAX_RETRIES, 0 },
+		{ 'D', "--retry-delay", "retry_delay_ms", "at most 1d", 0,
+		  PROTO_DAY_MS, 1 },
+	};
+	const char *arg;
+	long long n;
+	int rv;
+
+	for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+		if ((arg = args->opts[limits[i].opt]) == NULL)
+			continue;
+		if (limits[i].duration)
+			rv = ctl_opt_duration(ctx, limits[i].name, arg,
+			                      limits[i].min, limits[i].max,
+			                      limits[i].range, &n);
+		else
+			rv = ctl_opt_int(ctx, limits[i].name, arg,
+			                 limits[i].min, limits[i].max, &n);
+		if (rv != 0)
+			return (rv);
+		json_object_set_new(req, limits[i].key, json_integer(n));
+	}
+	if (args->opts['L'] != NULL)
+		json_object_set_new(req, "retry_on_lost", json_true());
+	return (CTL_EXIT_OK);
+}
+
+/* submit: --array START-END[%LIMIT], or N[%LIMIT] for one task. */
+static int
+ctl_submit_array(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
+{
+	const char *arg = args->opts['R'];
+	char *copy, *end, *limit;
+	long long first, last, n = 0;
+	int rv = CTL_EXIT_USAGE;
+
+	if (arg == NULL)
+		return (CTL_EXIT_OK);
+	copy = xstrdup(arg);
+	if ((limit = strchr(copy, '%')) != NULL)
+		*limit++ = '\0';
+	if ((end = strchr(copy, '-')) != NULL)
+		*end++ = '\0';
+	if (!isdigit((unsigned char)*copy) ||
+	    (end != NULL && !isdigit((unsigned char)*end)) ||
+	    util_parse_int(copy, 0, PROTO_ARRAY_INDEX_MAX, &first) != 0 ||
+	    util_parse_int(end != NULL ? end : copy, 0, PROTO_ARRAY_INDEX_MAX,
+	                   &last) != 0) {
+		ctl_usage_error(ctx->op,
+		                "--array: '%s' is not START-END[%%LIMIT] with "
+		                "indexes from 0 to %d",
+		                arg, PROTO_ARRAY_INDEX_MAX);
+		goto out;
+	}
+	if (limit != NULL &&
+	    (!isdigit((unsigned char)*limit) ||
+	     util_parse_int(limit, 1, PROTO_MAX_ARRAY, &n) != 0)) {
+		ctl_usage_error(ctx->op,
+		                "--array: the limit in '%s' is not a number "
+		                "from 1 to %d",
+		                arg, PROTO_MAX_ARRAY);
+		goto out;
+	}
+	if (last < first) {
+		ctl_usage_error(ctx->op,
+		                "--array: %lld-%lld is empty (END "
+		                "is before START)",
+		                first, last);
+		goto out;
+	}
+	if (last - first + 1 > PROTO_MAX_ARRAY) {
+		ctl_usage_error(ctx->op,
+		                "--array: %lld-%lld is %lld tasks; at most %d",
+		                first, last, last - first + 1, PROTO_MAX_ARRAY);
+		goto out;
+	}
+	json_object_set_new(req, "array_start", json_integer(first));
+	json_object_set_new(req, "array_end", json_integer(last));
+	if (limit != NULL)
+		json_object_set_new(req, "array_limit", json_integer(n));
+	rv = CTL_EXIT_OK;
+out:
+	free(copy);
+	return (rv);
+}
+
+/* submit: the scheduling options, into req. */
+static int
+ctl_submit_sched(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
+{
+	int rv;
+
+	if ((rv = ctl_submit_start(ctx, args, req)) != 0 ||
+	    (rv = ctl_submit_deps(ctx, args, "after", 'A', "--after", req)) !=
+	        0 ||
+	    (rv = ctl_submit_deps(ctx, args, "after_any", 'Y', "--after-any",
+	                          req)) != 0 ||
+	    (rv = ctl_submit_deps(ctx, args, "after_fail", 'F', "--after-fail",
+	                          req)) != 0 ||
+	    (rv = ctl_submit_limits(ctx, args, req)) != 0)
+		return (rv);
+	return (ctl_submit_array(ctx, args, req));
 }
 
 /* submit: where the job runs, the current folder and environment. */
@@ -456,23 +728,48 @@ ctl_submit_context(struct ctl_ctx *ctx, json_t *req)
 	return (CTL_EXIT_OK);
 }
 
+/*
+ * The id submit prints: the array's for an array (from the reply's "array",
+ * else the task's "array_id"), else the job's. Returns -1 after saying the
+ * reply is malformed.
+ */
+static long long
+ctl_submit_id(json_t *reply, json_t *job)
+{
+	json_t *array = json_object_get(reply, "array"), *id;
+
+	if (array == NULL || json_is_null(array)) {
+		id = json_object_get(job, "array_id");
+		return (json_is_integer(id) ? json_integer_value(id)
+		                            : ctl_job_id(job));
+	}
+	id = json_object_get(array, "id");
+	if (json_is_integer(id) && json_integer_value(id) >= 1)
+		return (json_integer_value(id));
+	output_error("malformed reply from jobd: \"array\" without an id");
+	return (-1);
+}
+
 static int
 ctl_exec_submit(struct ctl_ctx *ctx, struct ctl_args *args)
 {
 	json_t *req = proto_request_new(ctx->op), *reply = NULL, *job;
+	long long id;
 	int rv;
 
 	if ((rv = ctl_submit_command(ctx, args, req)) != 0 ||
 	    (rv = ctl_submit_options(ctx, args, req)) != 0 ||
+	    (rv = ctl_submit_sched(ctx, args, req)) != 0 ||
 	    (rv = ctl_submit_context(ctx, req)) != 0 ||
 	    (rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
 		goto out;
-	if ((job = ctl_reply_job(reply)) == NULL)
+	if ((job = ctl_reply_job(reply)) == NULL ||
+	    (id = ctl_submit_id(reply, job)) < 0)
 		rv = CTL_EXIT_PROTOCOL;
 	else if (ctx->json)
 		output_json(job);
 	else
-		printf("%lld\n", ctl_job_id(job));
+		printf("%lld\n", id);
 out:
 	json_decref(reply);
 	json_decref(req);
@@ -490,12 +787,8 @@ ctl_exec_status(struct ctl_ctx *ctx, struct ctl_args *args)
 		goto out;
 	if ((jobs = ctl_reply_jobs(reply, args->argc)) == NULL)
 		rv = CTL_EXIT_PROTOCOL;
-	else if (args->argc > 1)
-		ctl_print_jobs(ctx, jobs);
-	else if (ctx->json)
-		output_json(json_array_get(jobs, 0));
 	else
-		output_job(json_array_get(jobs, 0));
+		ctl_print_status(ctx, jobs);
 out:
 	json_decref(reply);
 	json_decref(req);
@@ -517,25 +810,80 @@ ctl_list_bad_state(struct ctl_ctx *ctx, const char *state)
 	                        state, names));
 }
 
+/*
+ * list --since: a DURATION is "within the last DURATION"; otherwise a TIME
+ * at or before now (HH:MM: the last one), into *msp.
+ */
+static int
+ctl_list_since(struct ctl_ctx *ctx, const char *arg, int64_t *msp)
+{
+	int64_t now = util_now_ms(), t;
+	long long ms;
+
+	if (util_parse_duration_ms(arg, &ms) == 0)
+		t = ms < now ? now - ms : 0;
+	else if (util_parse_time_past(arg, now, &t) != 0)
+		return (ctl_usage_error(
+		    ctx->op,
+		    "--since: '%s' is neither a duration (90s, 5m, 2h, 1d, "
+		    "1h30m) nor a time (2026-11-28T09:00:00Z, HH:MM)",
+		    arg));
+	else if (t > now)
+		return (ctl_usage_error(ctx->op, "--since: %s is in the future",
+		                        arg));
+	*msp = t < 0 ? 0 : t;
+	return (CTL_EXIT_OK);
+}
+
+/* list: the filters, into req. */
+static int
+ctl_list_filters(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
+{
+	const char *state = args->opts['s'], *queue = args->opts['q'];
+	const char *name = args->opts['n'], *since = args->opts['S'];
+	int64_t t = 0;
+	int rv;
+
+	if (state != NULL) {
+		if (proto_state_parse(state) < 0)
+			return (ctl_list_bad_state(ctx, state));
+		json_object_set_new(req, "state", json_string(state));
+	}
+	if (queue != NULL) {
+		if ((rv = ctl_opt_queue(ctx, "--queue", queue)) != 0)
+			return (rv);
+		json_object_set_new(req, "queue", json_string(queue));
+	}
+	if (name != NULL) {
+		if (*name == '\0')
+			return (
+			    ctl_usage_error(ctx->op, "--name: empty pattern"));
+		if ((rv = ctl_set_str(ctx, req, "name", name, "--name")) != 0)
+			return (rv);
+	}
+	if (since != NULL) {
+		if ((rv = ctl_list_since(ctx, since, &t)) != 0)
+			return (rv);
+		json_object_set_new(req, "since", json_integer(t));
+	}
+	return (CTL_EXIT_OK);
+}
+
 static int
 ctl_exec_list(struct ctl_ctx *ctx, struct ctl_args *args)
 {
-	const char *state = args->opts['s'], *limit = args->opts['l'];
+	const char *limit = args->opts['l'];
 	json_t *req, *reply = NULL, *jobs;
 	long long n = CTL_LIST_LIMIT;
 	int rv;
 
-	if (state != NULL && proto_state_parse(state) < 0)
-		return (ctl_list_bad_state(ctx, state));
-	if (limit != NULL && util_parse_int(limit, 1, PROTO_MAX_LIST, &n) != 0)
-		return (ctl_usage_error(
-		    ctx->op, "--limit: '%s' is not a number from 1 to %d",
-		    limit, PROTO_MAX_LIST));
+	if (limit != NULL && (rv = ctl_opt_int(ctx, "--limit", limit, 1,
+	                                       PROTO_MAX_LIST, &n)) != 0)
+		return (rv);
 	req = proto_request_new(ctx->op);
-	if (state != NULL)
-		json_object_set_new(req, "state", json_string(state));
 	json_object_set_new(req, "limit", json_integer(n));
-	if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
+	if ((rv = ctl_list_filters(ctx, args, req)) != 0 ||
+	    (rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
 		goto out;
 	if ((jobs = ctl_reply_jobs(reply, -1)) == NULL)
 		rv = CTL_EXIT_PROTOCOL;
@@ -706,39 +1054,37 @@ ctl_wait_code(json_t *job)
 	return (rv);
 }
 
-/* wait is over: print the jobs, return the first non-zero code. */
+/*
+ * wait is over: print the jobs as status does, return the first non-zero
+ * code in the reply's order (the order of the ids, an array's tasks in
+ * index order).
+ */
 static int
 ctl_wait_done(struct ctl_ctx *ctx, json_t *ids, json_t *reply)
 {
-	json_t *jobs, *id, *job;
+	json_t *jobs, *job;
 	size_t i;
 	int rv = CTL_EXIT_OK, code;
 
-	if ((jobs = ctl_reply_jobs(reply, -1)) == NULL)
+	if ((jobs = ctl_reply_jobs(reply, (int)json_array_size(ids))) == NULL)
 		return (CTL_EXIT_PROTOCOL);
-	json_array_foreach(ids, i, id)
+	json_array_foreach(jobs, i, job)
 	{
-		job = ctl_jobs_find(jobs, json_integer_value(id));
-		if (job == NULL) {
-			output_error("malformed reply from jobd: no job %lld",
-			             (long long)json_integer_value(id));
-			return (CTL_EXIT_PROTOCOL);
-		}
-		if (!ctx->json)
-			output_job_line(job);
 		if ((code = ctl_wait_code(job)) != 0 && rv == CTL_EXIT_OK)
 			rv = code;
 	}
-	if (ctx->json)
-		output_json(jobs);
+	ctl_print_status(ctx, jobs);
 	return (rv);
 }
 
-/* --timeout passed: say which jobs have not ended (asking jobd). */
+/*
+ * --timeout passed: say which jobs have not ended, asking jobd (all the ids
+ * given if it does not say).
+ */
 static int
 ctl_wait_timeout(struct ctl_ctx *ctx, json_t *req)
 {
-	json_t *status, *reply = NULL, *jobs = NULL, *id, *job;
+	json_t *status, *reply = NULL, *jobs = NULL, *each, *v, *id;
 	const char *state;
 	char list[256];
 	size_t i, len = 0, n = 0;
@@ -748,12 +1094,14 @@ ctl_wait_timeout(struct ctl_ctx *ctx, json_t *req)
 	if (ctl_call(ctx, status, CTL_RECV_MS, &reply) == 0)
 		jobs = ctl_reply_jobs(reply, -1);
 	list[0] = '\0';
-	json_array_foreach(json_object_get(req, "ids"), i, id)
+	/* Each job jobd told of, or else each id given. */
+	each = jobs != NULL ? jobs : json_object_get(req, "ids");
+	json_array_foreach(each, i, v)
 	{
-		job = ctl_jobs_find(jobs, json_integer_value(id));
-		state = json_string_value(json_object_get(job, "state"));
+		state = json_string_value(json_object_get(v, "state"));
 		if (state != NULL && JOB_TERMINAL(proto_state_parse(state)))
 			continue;
+		id = jobs != NULL ? json_object_get(v, "id") : v;
 		if (len < sizeof list)
 			len += snprintf(list + len, sizeof list - len, "%s%lld",
 			                n == 0 ? "" : ", ",
@@ -863,6 +1211,219 @@ out:
 	return (rv);
 }
 
+/*
+ * Send req, an "ids" request, and print the jobs of the reply as status
+ * does: for set, hold, release and retry. Takes req.
+ */
+static int
+ctl_ids_call(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
+{
+	json_t *reply = NULL, *jobs;
+	int rv;
+
+	if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
+		goto out;
+	if ((jobs = ctl_reply_jobs(reply, args->argc)) == NULL)
+		rv = CTL_EXIT_PROTOCOL;
+	else
+		ctl_print_status(ctx, jobs);
+out:
+	json_decref(reply);
+	json_decref(req);
+	return (rv);
+}
+
+static int
+ctl_exec_set(struct ctl_ctx *ctx, struct ctl_args *args)
+{
+	const char *prio = args->opts['p'];
+	json_t *req;
+	long long n;
+	int rv;
+
+	if (prio == NULL)
+		return (ctl_usage_error(ctx->op, "missing --priority N"));
+	if ((rv = ctl_opt_int(ctx, "--priority", prio, PROTO_PRIO_MIN,
+	                      PROTO_PRIO_MAX, &n)) != 0 ||
+	    (rv = ctl_ids_request(ctx, args, &req)) != 0)
+		return (rv);
+	json_object_set_new(req, "priority", json_integer(n));
+	return (ctl_ids_call(ctx, args, req));
+}
+
+/* hold, release, retry: the ids and nothing else. */
+static int
+ctl_exec_ids(struct ctl_ctx *ctx, struct ctl_args *args)
+{
+	json_t *req;
+	int rv;
+
+	if ((rv = ctl_ids_request(ctx, args, &req)) != 0)
+		return (rv);
+	return (ctl_ids_call(ctx, args, req));
+}
+
+/* queue: the request for "list", "set QUEUE", "pause QUEUE"... */
+static int
+ctl_queue_request(struct ctl_ctx *ctx, struct ctl_args *args, json_t **reqp)
+{
+	static const char *const actions[] = { "list", "set", "pause",
+		                               "resume" };
+	const char *action = args->argc > 0 ? args->argv[0] : "list";
+	const char *name = args->argc > 1 ? args->argv[1] : NULL;
+	const char *parallel = args->opts['P'];
+	long long n = 0;
+	size_t i;
+	int rv;
+
+	for (i = 0; i < sizeof actions / sizeof actions[0]; i++)
+		if (strcmp(action, actions[i]) == 0)
+			break;
+	if (i == sizeof actions / sizeof actions[0])
+		return (ctl_usage_error(
+		    ctx->op, "'%s' is not list, set, pause or resume", action));
+	if (i == 0 && name != NULL)
+		return (
+		    ctl_usage_error(ctx->op, "unexpected argument '%s'", name));
+	if (i != 0 && name == NULL)
+		return (ctl_usage_error(ctx->op, "%s: missing QUEUE", action));
+	if (name != NULL && (rv = ctl_opt_queue(ctx, "QUEUE", name)) != 0)
+		return (rv);
+	/* actions[1] is set. */
+	if (i == 1 && parallel == NULL)
+		return (ctl_usage_error(ctx->op, "set: missing --parallel N"));
+	if (i != 1 && parallel != NULL)
+		return (
+		    ctl_usage_error(ctx->op, "--parallel goes with set only"));
+	if (parallel != NULL &&
+	    (rv = ctl_opt_int(ctx, "--parallel", parallel, 1,
+	                      PROTO_MAX_PARALLEL, &n)) != 0)
+		return (rv);
+	*reqp = proto_request_new(ctx->op);
+	json_object_set_new(*reqp, "action", json_string(action));
+	if (name != NULL)
+		json_object_set_new(*reqp, "name", json_string(name));
+	if (parallel != NULL)
+		json_object_set_new(*reqp, "parallel", json_integer(n));
+	return (CTL_EXIT_OK);
+}
+
+/* reply["queues"], checked: an array of objects with a string name. */
+static json_t *
+ctl_reply_queues(json_t *reply)
+{
+	json_t *queues, *q;
+	size_t i;
+
+	if ((queues = ctl_reply_get(reply, "queues", JSON_ARRAY)) == NULL)
+		return (NULL);
+	json_array_foreach(queues, i, q)
+	{
+		if (!json_is_string(json_object_get(q, "name"))) {
+			output_error("malformed reply from jobd: a queue "
+			             "without a name");
+			return (NULL);
+		}
+	}
+	return (queues);
+}
+
+static int
+ctl_exec_queue(struct ctl_ctx *ctx, struct ctl_args *args)
+{
+	json_t *req = NULL, *reply = NULL, *queues;
+	int rv;
+
+	if ((rv = ctl_queue_request(ctx, args, &req)) != 0)
+		return (rv);
+	if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
+		goto out;
+	if ((queues = ctl_reply_queues(reply)) == NULL)
+		rv = CTL_EXIT_PROTOCOL;
+	else if (ctx->json)
+		output_json(queues);
+	else
+		output_queues(queues);
+out:
+	json_decref(reply);
+	json_decref(req);
+	return (rv);
+}
+
+/* purge: the request, from --state and --older-than. */
+static int
+ctl_purge_request(struct ctl_ctx *ctx, struct ctl_args *args, json_t **reqp)
+{
+	const char *state = args->opts['s'], *older = args->opts['o'];
+	long long ms = 0;
+	int s, rv;
+
+	if (state != NULL &&
+	    ((s = proto_state_parse(state)) < 0 || !JOB_TERMINAL(s)))
+		return (
+		    ctl_usage_error(ctx->op,
+		                    "--state: '%s' is not one of succeeded, "
+		                    "failed, cancelled, lost",
+		                    state));
+	if (older != NULL &&
+	    (rv = ctl_opt_duration(ctx, "--older-than", older, 0,
+	                           PROTO_DURATION_MAX,
+	                           "at most " CTL_DURATION_MAX, &ms)) != 0)
+		return (rv);
+	*reqp = proto_request_new(ctx->op);
+	if (state != NULL)
+		json_object_set_new(*reqp, "state", json_string(state));
+	if (older != NULL)
+		json_object_set_new(*reqp, "older_than_ms", json_integer(ms));
+	return (CTL_EXIT_OK);
+}
+
+/*
+ * purge: jobd purges a batch per request and says if there is more; ask
+ * again until there is not (or a batch purged nothing: no busy loop).
+ */
+static int
+ctl_exec_purge(struct ctl_ctx *ctx, struct ctl_args *args)
+{
+	json_t *req = NULL, *reply = NULL, *n, *more, *obj;
+	long long total = 0;
+	int rv;
+
+	if ((rv = ctl_purge_request(ctx, args, &req)) != 0)
+		return (rv);
+	for (;;) {
+		if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
+			goto out;
+		if ((n = ctl_reply_get(reply, "purged", JSON_INTEGER)) ==
+		        NULL ||
+		    (more = ctl_reply_get(reply, "more", JSON_TRUE)) == NULL) {
+			rv = CTL_EXIT_PROTOCOL;
+			goto out;
+		}
+		if (json_integer_value(n) < 0) {
+			output_error("malformed reply from jobd: purged %lld",
+			             (long long)json_integer_value(n));
+			rv = CTL_EXIT_PROTOCOL;
+			goto out;
+		}
+		total += json_integer_value(n);
+		if (!json_is_true(more) || json_integer_value(n) == 0)
+			break;
+		json_decref(reply);
+		reply = NULL;
+	}
+	if (ctx->json) {
+		obj = json_pack("{s:I}", "purged", (json_int_t)total);
+		output_json(obj);
+		json_decref(obj);
+	} else
+		printf("purged %lld job%s\n", total, total == 1 ? "" : "s");
+out:
+	json_decref(reply);
+	json_decref(req);
+	return (rv);
+}
+
 static int
 ctl_exec_ping(struct ctl_ctx *ctx, struct ctl_args *args)
 {
@@ -917,12 +1478,29 @@ out:
 }
 
 static const struct option ctl_longopts_submit[] = {
+	{ "name", required_argument, NULL, 'n' },
+	{ "queue", required_argument, NULL, 'q' },
+	{ "priority", required_argument, NULL, 'p' },
+	{ "at", required_argument, NULL, 'a' },
+	{ "in", required_argument, NULL, 'i' },
+	{ "after", required_argument, NULL, 'A' },
+	{ "after-any", required_argument, NULL, 'Y' },
+	{ "after-fail", required_argument, NULL, 'F' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "kill-after", required_argument, NULL, 'K' },
+	{ "retries", required_argument, NULL, 'r' },
+	{ "retry-delay", required_argument, NULL, 'D' },
+	{ "retry-on-lost", no_argument, NULL, 'L' },
+	{ "array", required_argument, NULL, 'R' },
 	{ "key", required_argument, NULL, 'k' },
 	{ NULL, 0, NULL, 0 },
 };
 
 static const struct option ctl_longopts_list[] = {
 	{ "state", required_argument, NULL, 's' },
+	{ "queue", required_argument, NULL, 'q' },
+	{ "name", required_argument, NULL, 'n' },
+	{ "since", required_argument, NULL, 'S' },
 	{ "limit", required_argument, NULL, 'l' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -943,30 +1521,103 @@ static const struct option ctl_longopts_cancel[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+static const struct option ctl_longopts_set[] = {
+	{ "priority", required_argument, NULL, 'p' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_longopts_queue[] = {
+	{ "parallel", required_argument, NULL, 'P' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_longopts_purge[] = {
+	{ "state", required_argument, NULL, 's' },
+	{ "older-than", required_argument, NULL, 'o' },
+	{ NULL, 0, NULL, 0 },
+};
+
 /* Help: the options of each command (names padded to 20), then notes. */
 static const char ctl_opts_submit[] =
-    "  -n NAME             a name to show in lists\n"
-    "  -p PRIORITY         higher runs first (default 0)\n"
-    "  --key KEY           idempotency key: a submit with a key already\n"
-    "                      used returns that job (default: a random key)\n"
     "  -c COMMAND          run COMMAND with /bin/sh -c\n"
-    "  -- PROGRAM [ARG...] run PROGRAM with these arguments, no shell\n";
+    "  -- PROGRAM [ARG...] run PROGRAM with these arguments, no shell\n"
+    "  -n, --name NAME     a name to show in lists\n"
+    "  -q, --queue QUEUE   the queue to run in (default \"default\"), made\n"
+    "                      on first use: 1 to 64 letters, digits, '.',\n"
+    "                      '_' or '-', the first a letter or a digit\n"
+    "  -p, --priority N    higher runs first, from -1000000 to 1000000\n"
+    "                      (default 0)\n"
+    "  --at TIME           start no earlier than TIME; not in the past\n"
+    "  --in DURATION       start DURATION from now (0: at once); not with\n"
+    "                      --at\n"
+    "  --after ID,...      start once each of these jobs has succeeded;\n"
+    "                      if one ends otherwise, the job is cancelled\n"
+    "  --after-any ID,...  start once each of these jobs has ended, in\n"
+    "                      any way\n"
+    "  --after-fail ID,... start once each of these jobs has ended other\n"
+    "                      than succeeded (failed, cancelled or lost); if\n"
+    "                      one succeeds, the job is cancelled\n"
+    "  --timeout DURATION  limit each attempt to DURATION from its start:\n"
+    "                      then SIGTERM to its process group, SIGKILL\n"
+    "                      after --kill-after, and it fails (\"timeout\")\n"
+    "  --kill-after DURATION\n"
+    "                      from SIGTERM to SIGKILL, on a timeout or a\n"
+    "                      cancel: at most 1d (default 10s)\n"
+    "  --retries N         retry a failed attempt up to N times, from 0 to\n"
+    "                      1000 (default 0)\n"
+    "  --retry-delay DURATION\n"
+    "                      wait before the first retry, at most 1d\n"
+    "                      (default 1s); each next one waits twice as\n"
+    "                      long (at most 1h), plus up to 25% at random\n"
+    "  --retry-on-lost     also retry an attempt that ended lost\n"
+    "  --array START-END[%LIMIT]\n"
+    "                      an array: one task per index from START to END\n"
+    "                      (0 to 1000000, at most 1000 tasks; N alone: one\n"
+    "                      task), each a job of its own; with %LIMIT (1 to\n"
+    "                      1000), at most LIMIT of them queued or running\n"
+    "                      at once\n"
+    "  --key KEY           idempotency key: a submit with a key already\n"
+    "                      used returns that job (default: a random key)\n";
 static const char ctl_notes_submit[] =
-    "The job runs in the current folder with the current environment.\n"
-    "Prints the job's id.\n";
+    "TIME: 2026-11-28T09:00:00Z, 2026-11-28 09:00:00.5+01:00 (RFC 3339),\n"
+    "or HH:MM or HH:MM:SS in local time: the next time the clock shows it.\n"
+    "DURATION: 90s, 5m, 2h, 1d, 500ms, 1h30m; a bare number is seconds.\n"
+    "An ID in --after, --after-any or --after-fail may be an array's id:\n"
+    "it stands for every task of the array.\n"
+    "\n"
+    "The job runs in the current folder with the current environment,\n"
+    "plus JOBD_JOB_ID, JOBD_QUEUE, JOBD_ATTEMPT (1, 2, ...) and, for an\n"
+    "array's task, JOBD_ARRAY_ID and JOBD_ARRAY_INDEX.\n"
+    "Prints the job's id; with --array, the array's id (its tasks have\n"
+    "the ids that follow it). With --json, the job object (an array's\n"
+    "first task).\n";
 
 static const char ctl_notes_status[] =
-    "Prints one job as a block of fields, several as a table.\n";
+    "An ID may be an array's id: it stands for all its tasks, in index\n"
+    "order. Prints one job as a block of fields, several as a table;\n"
+    "with --json, the job object, or an array of them.\n";
 
 static const char ctl_opts_list[] =
     "  --state STATE       only jobs in STATE: blocked, scheduled, queued,\n"
     "                      running, succeeded, failed, cancelled or lost\n"
+    "  --queue QUEUE       only jobs of QUEUE\n"
+    "  --name GLOB         only jobs whose name matches GLOB: * any text,\n"
+    "                      ? one character, [...] one of a set; case counts\n"
+    "  --since TIME|DURATION\n"
+    "                      only jobs submitted at or after TIME (RFC 3339,\n"
+    "                      or HH:MM[:SS] local time, the last one passed),\n"
+    "                      or within the last DURATION (90s, 5m, 2h, 1d)\n"
     "  --limit N           at most N jobs (default 100)\n";
+static const char ctl_notes_list[] =
+    "The filters combine. Prints a table (ID, STATE, QUEUE, EXIT,\n"
+    "SUBMITTED, NAME, COMMAND), newest first; a held job's state reads\n"
+    "e.g. \"queued (held)\". With --json, an array of job objects.\n";
 
 static const char ctl_opts_logs[] =
     "  --stderr            the job's standard error, not its output\n"
     "  --follow            go on as the job writes, until it ends\n";
 static const char ctl_notes_logs[] =
+    "ID is a job's id, not an array's.\n"
     "With --json, prints {\"id\", \"stream\", \"data\"}, with invalid UTF-8\n"
     "replaced by U+FFFD; with --follow, one such line per chunk.\n";
 
@@ -974,19 +1625,70 @@ static const char ctl_opts_wait[] =
     "  --timeout DURATION  give up after DURATION: 90s, 5m, 2h, 1d, 500ms,\n"
     "                      1h30m; a bare number is seconds\n";
 static const char ctl_notes_wait[] =
+    "An ID may be an array's id: it stands for all its tasks. A job\n"
+    "waiting for an automatic retry has not ended. Prints the jobs as\n"
+    "status does.\n"
     "Exits with the job's exit code, or 128+N if signal N killed it. A\n"
     "job that ended cancelled, failed or lost without either (or with\n"
     "code 0) gives 1: only a job that succeeded gives 0. With several\n"
-    "jobs, the first non-zero code in the order given. 124 if DURATION\n"
-    "passed first.\n";
+    "jobs, the first non-zero code in the order given (an array's tasks\n"
+    "in index order). 124 if DURATION passed first.\n";
 
 static const char ctl_opts_cancel[] =
     "  --signal SIG        the signal for running jobs: TERM, SIGTERM or\n"
-    "                      15 (default TERM); KILL follows if they stay\n";
+    "                      15 (default TERM); KILL follows after the job's\n"
+    "                      --kill-after (default 10s) if they stay\n";
+static const char ctl_notes_cancel[] =
+    "An ID may be an array's id: it stands for all its tasks. If any job\n"
+    "has already ended, nothing changes. Prints \"ID cancelled\", or \"ID\n"
+    "cancelling (running)\", per job; with --json, an array of the jobs.\n";
+
+static const char ctl_opts_set[] =
+    "  -p, --priority N    the new priority, from -1000000 to 1000000\n"
+    "                      (required)\n";
+/* The end of the notes of set, hold, release and retry. */
+#define CTL_NOTES_IDS                                                          \
+	"An ID may be an array's id: it stands for all its tasks. If any\n"    \
+	"job cannot take the change, nothing changes. Prints the jobs as\n"    \
+	"status does.\n"
+static const char ctl_notes_set[] = "Only jobs that have not started (blocked, "
+                                    "scheduled or queued).\n" CTL_NOTES_IDS;
+static const char ctl_notes_hold[] =
+    "A held job keeps its state (blocked, scheduled or queued) but does\n"
+    "not start until released; its state reads e.g. \"queued (held)\".\n"
+    "Running or ended jobs cannot be held.\n" CTL_NOTES_IDS;
+static const char ctl_notes_release[] =
+    "Releasing a job that is not held changes nothing; running or ended\n"
+    "jobs cannot be released.\n" CTL_NOTES_IDS;
+static const char ctl_notes_retry[] =
+    "Only ended jobs: each becomes queued again as a new attempt, with\n"
+    "its automatic retries counted afresh.\n" CTL_NOTES_IDS;
+
+static const char ctl_opts_queue[] =
+    "  --parallel N        with set: at most N of the queue's jobs\n"
+    "                      running at once, from 1 to 100000\n";
+static const char ctl_notes_queue[] =
+    "list (the default) shows every queue. set, pause (no new starts in\n"
+    "the queue; running jobs go on) and resume make the queue if need be\n"
+    "and show it after the change; on a jobd run as root, only root may\n"
+    "use them. Prints a table QUEUE, PARALLEL (- if the queue has no\n"
+    "limit of its own), PAUSED, RUNNING; with --json, an array of\n"
+    "{\"name\", \"parallel\", \"paused\", \"running\"}.\n";
+
+static const char ctl_opts_purge[] =
+    "  --state STATE       only jobs that ended in STATE: succeeded,\n"
+    "                      failed, cancelled or lost\n"
+    "  --older-than DURATION\n"
+    "                      only jobs that ended at least DURATION ago\n"
+    "                      (90s, 5m, 2h, 1d)\n";
+static const char ctl_notes_purge[] =
+    "Deletes ended jobs and their output files; without options, every\n"
+    "ended job. A user other than root purges only their own jobs.\n"
+    "Prints \"purged N jobs\"; with --json, {\"purged\": N}.\n";
 
 /* submit stops at the first argument: the rest is the job's argv. */
 static const struct ctl_cmd ctl_cmd_SUBMIT = {
-	.optstring = "+n:p:c:",
+	.optstring = "+n:q:p:c:",
 	.longopts = ctl_longopts_submit,
 	.maxargs = -1,
 	.exec = ctl_exec_submit,
@@ -1005,6 +1707,7 @@ static const struct ctl_cmd ctl_cmd_LIST = {
 	.longopts = ctl_longopts_list,
 	.exec = ctl_exec_list,
 	.options = ctl_opts_list,
+	.notes = ctl_notes_list,
 };
 
 static const struct ctl_cmd ctl_cmd_LOGS = {
@@ -1031,6 +1734,53 @@ static const struct ctl_cmd ctl_cmd_CANCEL = {
 	.maxargs = -1,
 	.exec = ctl_exec_cancel,
 	.options = ctl_opts_cancel,
+	.notes = ctl_notes_cancel,
+};
+
+static const struct ctl_cmd ctl_cmd_SET = {
+	.optstring = "p:",
+	.longopts = ctl_longopts_set,
+	.minargs = 1,
+	.maxargs = -1,
+	.exec = ctl_exec_set,
+	.options = ctl_opts_set,
+	.notes = ctl_notes_set,
+};
+
+static const struct ctl_cmd ctl_cmd_HOLD = {
+	.minargs = 1,
+	.maxargs = -1,
+	.exec = ctl_exec_ids,
+	.notes = ctl_notes_hold,
+};
+
+static const struct ctl_cmd ctl_cmd_RELEASE = {
+	.minargs = 1,
+	.maxargs = -1,
+	.exec = ctl_exec_ids,
+	.notes = ctl_notes_release,
+};
+
+static const struct ctl_cmd ctl_cmd_RETRY = {
+	.minargs = 1,
+	.maxargs = -1,
+	.exec = ctl_exec_ids,
+	.notes = ctl_notes_retry,
+};
+
+static const struct ctl_cmd ctl_cmd_QUEUE = {
+	.longopts = ctl_longopts_queue,
+	.maxargs = 2,
+	.exec = ctl_exec_queue,
+	.options = ctl_opts_queue,
+	.notes = ctl_notes_queue,
+};
+
+static const struct ctl_cmd ctl_cmd_PURGE = {
+	.longopts = ctl_longopts_purge,
+	.exec = ctl_exec_purge,
+	.options = ctl_opts_purge,
+	.notes = ctl_notes_purge,
 };
 
 static const struct ctl_cmd ctl_cmd_PING = {

@@ -56,6 +56,7 @@ void ctl_conn_close(struct ctl_conn *);
 /* A command line after option parsing. */
 struct ctl_args {
 	const char *opts[UCHAR_MAX + 1]; /* each option's value; "" if a flag */
+	int count[UCHAR_MAX + 1];        /* how many times each was given */
 	int help;                        /* --help */
 	int dashdash;                    /* "--" ended the options */
 	int argc;                        /* the arguments left */
@@ -89,7 +90,7 @@ void output_json_line(json_t *);
 char *output_command(json_t *);
 void output_job(json_t *);
 void output_jobs(json_t *);
-void output_job_line(json_t *);
+void output_queues(json_t *);
 char *output_utf8(const void *, size_t, int, size_t *, size_t *);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * What jobctl prints: error messages on stderr; on stdout either JSON (--json)
  * or text for people: the "field: value" block of one job, the table of
- * several, one line per finished job. Every job object printed here has
+ * several, the table of queues. Every job object printed here has
  * passed ctl-cmds.c's check (an object with an integer id and a string
  * state); any other field may be missing, null or of another type, and is
  * then left out rather than trusted.
@@ -19,6 +19,7 @@
 enum output_col {
 	OUTPUT_ID,
 	OUTPUT_STATE,
+	OUTPUT_QUEUE,
 	OUTPUT_EXIT,
 	OUTPUT_SUBMITTED,
 	OUTPUT_NAME,
@@ -27,7 +28,23 @@ enum output_col {
 };
 
 static const char *output_headers[OUTPUT_NCOLS] = {
-	"ID", "STATE", "EXIT", "SUBMITTED", "NAME", "COMMAND",
+	"ID", "STATE", "QUEUE", "EXIT", "SUBMITTED", "NAME", "COMMAND",
+};
+
+/* The columns of the queue table. */
+enum output_qcol {
+	OUTPUT_Q_NAME,
+	OUTPUT_Q_PARALLEL,
+	OUTPUT_Q_PAUSED,
+	OUTPUT_Q_RUNNING,
+	OUTPUT_Q_NCOLS
+};
+
+static const char *output_qheaders[OUTPUT_Q_NCOLS] = {
+	"QUEUE",
+	"PARALLEL",
+	"PAUSED",
+	"RUNNING",
 };
 
 /* Width of the labels in a job's "field: value" block. */
@@ -181,6 +198,17 @@ output_cell(json_t *job, const char *key)
 	return (xstrdup(s != NULL && *s != '\0' ? s : "-"));
 }
 
+/* The state, "queued (held)" for a held job. */
+static char *
+output_state(json_t *job)
+{
+	const char *state = output_str(job, "state");
+
+	if (json_is_true(json_object_get(job, "held")))
+		return (xasprintf("%s (held)", state));
+	return (xstrdup(state));
+}
+
 static void
 output_row(json_t *job, char **row)
 {
@@ -188,41 +216,91 @@ output_row(json_t *job, char **row)
 
 	output_int(job, "id", &id);
 	row[OUTPUT_ID] = xasprintf("%lld", id);
-	row[OUTPUT_STATE] = output_cell(job, "state");
+	row[OUTPUT_STATE] = output_state(job);
+	row[OUTPUT_QUEUE] = output_cell(job, "queue");
 	row[OUTPUT_EXIT] = output_exit(job);
 	row[OUTPUT_SUBMITTED] = output_cell(job, "submitted_at");
 	row[OUTPUT_NAME] = output_cell(job, "name");
 	row[OUTPUT_COMMAND] = output_command(job);
 }
 
-/* An array of jobs as a table with a header, columns aligned. */
+/*
+ * A table of the array's elements with a header, columns aligned, the last
+ * one not padded. row fills the ncols cells of one element (strings to
+ * free).
+ */
+static void
+output_table(json_t *arr, const char **headers, size_t ncols,
+             void (*row)(json_t *, char **))
+{
+	size_t nrows = json_array_size(arr) + 1, i, c, n;
+	char **cells = xcalloc(nrows * ncols, sizeof *cells);
+	size_t *width = xcalloc(ncols, sizeof *width);
+	json_t *v;
+
+	for (c = 0; c < ncols; c++)
+		cells[c] = xstrdup(headers[c]);
+	json_array_foreach(arr, i, v)
+	{
+		row(v, cells + (i + 1) * ncols);
+	}
+	for (i = 0; i < nrows * ncols; i++) {
+		n = strlen(cells[i]);
+		if (n > width[i % ncols])
+			width[i % ncols] = n;
+	}
+	for (i = 0; i < nrows; i++) {
+		char **r = cells + i * ncols;
+
+		for (c = 0; c + 1 < ncols; c++)
+			printf("%-*s  ", (int)width[c], r[c]);
+		printf("%s\n", r[ncols - 1]);
+	}
+	for (i = 0; i < nrows * ncols; i++)
+		free(cells[i]);
+	free(cells);
+	free(width);
+}
+
+/* An array of jobs as a table. */
 void
 output_jobs(json_t *jobs)
 {
-	size_t nrows = json_array_size(jobs) + 1, i, c, n;
-	char **cells = xcalloc(nrows * OUTPUT_NCOLS, sizeof *cells);
-	size_t width[OUTPUT_NCOLS] = { 0 };
-	json_t *job;
+	output_table(jobs, output_headers, OUTPUT_NCOLS, output_row);
+}
 
-	for (c = 0; c < OUTPUT_NCOLS; c++)
-		cells[c] = xstrdup(output_headers[c]);
-	json_array_foreach(jobs, i, job)
-	    output_row(job, cells + (i + 1) * OUTPUT_NCOLS);
-	for (i = 0; i < nrows * OUTPUT_NCOLS; i++) {
-		n = strlen(cells[i]);
-		if (n > width[i % OUTPUT_NCOLS])
-			width[i % OUTPUT_NCOLS] = n;
-	}
-	for (i = 0; i < nrows; i++) {
-		char **row = cells + i * OUTPUT_NCOLS;
+/* An integer field as a cell, or "-" if it is not an integer. */
+static char *
+output_int_cell(json_t *obj, const char *key)
+{
+	long long v;
 
-		for (c = 0; c < OUTPUT_COMMAND; c++)
-			printf("%-*s  ", (int)width[c], row[c]);
-		printf("%s\n", row[OUTPUT_COMMAND]);
-	}
-	for (i = 0; i < nrows * OUTPUT_NCOLS; i++)
-		free(cells[i]);
-	free(cells);
+	if (output_int(obj, key, &v) != 0)
+		return (xstrdup("-"));
+	return (xasprintf("%lld", v));
+}
+
+static void
+output_queue_row(json_t *q, char **row)
+{
+	json_t *paused = json_object_get(q, "paused");
+
+	row[OUTPUT_Q_NAME] = output_cell(q, "name");
+	row[OUTPUT_Q_PARALLEL] = output_int_cell(q, "parallel");
+	row[OUTPUT_Q_PAUSED] = xstrdup(!json_is_boolean(paused) ? "-"
+	                               : json_is_true(paused)   ? "yes"
+	                                                        : "no");
+	row[OUTPUT_Q_RUNNING] = output_int_cell(q, "running");
+}
+
+/*
+ * An array of queues ({"name", "parallel", "paused", "running"}) as a
+ * table; a limit of null (none of the queue's own) shows as "-".
+ */
+void
+output_queues(json_t *queues)
+{
+	output_table(queues, output_qheaders, OUTPUT_Q_NCOLS, output_queue_row);
 }
 
 /* One "label: value" line of a job's block. */
@@ -232,7 +310,8 @@ output_field(const char *label, const char *fmt, ...)
 	char lab[OUTPUT_LABEL + 2];
 	va_list ap;
 
-	snprintf(lab, sizeof lab, "%s:", label);
+	/* An empty label continues the field above. */
+	snprintf(lab, sizeof lab, "%s%s", label, *label != '\0' ? ":" : "");
 	printf("%-*s", OUTPUT_LABEL, lab);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
@@ -295,17 +374,169 @@ output_field_signal(json_t *job)
 		             output_signal(sig, buf, sizeof buf), sig);
 }
 
+static void
+output_field_state(json_t *job)
+{
+	char *state = output_state(job);
+
+	output_field("state", "%s", state);
+	free(state);
+}
+
+/* "array: 41, index 3 (at most 2 at once)", for an array's task. */
+static void
+output_field_array(json_t *job)
+{
+	long long id, index, limit;
+
+	if (output_int(job, "array_id", &id) != 0 ||
+	    output_int(job, "array_index", &index) != 0)
+		return;
+	if (output_int(job, "array_limit", &limit) == 0)
+		output_field("array", "%lld, index %lld (at most %lld at once)",
+		             id, index, limit);
+	else
+		output_field("array", "%lld, index %lld", id, index);
+}
+
+/* "after: 12 (ok), 13 (any), 14 (fail)": the job's dependencies. */
+static void
+output_field_after(json_t *job)
+{
+	json_t *after = json_object_get(job, "after"), *dep;
+	const char *type;
+	char *line = xstrdup(""), *next;
+	long long id;
+	size_t i;
+
+	json_array_foreach(after, i, dep)
+	{
+		if (output_int(dep, "id", &id) != 0)
+			continue;
+		type = output_str(dep, "type");
+		next =
+		    xasprintf("%s%s%lld (%s)", line, *line != '\0' ? ", " : "",
+		              id, type != NULL ? type : "?");
+		free(line);
+		line = next;
+	}
+	if (*line != '\0')
+		output_field("after", "%s", line);
+	free(line);
+}
+
+/* "timeout: 5m, then KILL after 10s". */
+static void
+output_field_timeout(json_t *job)
+{
+	char t[UTIL_DURATION_LEN], k[UTIL_DURATION_LEN];
+	long long v, kill;
+
+	if (output_int(job, "timeout_ms", &v) != 0)
+		return;
+	util_duration_format(v, t, sizeof t);
+	if (output_int(job, "kill_after_ms", &kill) != 0) {
+		output_field("timeout", "%s", t);
+		return;
+	}
+	util_duration_format(kill, k, sizeof k);
+	output_field("timeout", "%s, then KILL after %s", t, k);
+}
+
+/* "retries: 3, the first after 1s, also when lost", if there are any. */
+static void
+output_field_retries(json_t *job)
+{
+	char d[UTIL_DURATION_LEN];
+	const char *lost;
+	long long n, delay;
+
+	lost = json_is_true(json_object_get(job, "retry_on_lost"))
+	           ? ", also when lost"
+	           : "";
+	if (output_int(job, "retries", &n) != 0 || n <= 0)
+		return;
+	if (output_int(job, "retry_delay_ms", &delay) != 0) {
+		output_field("retries", "%lld%s", n, lost);
+		return;
+	}
+	util_duration_format(delay, d, sizeof d);
+	output_field("retries", "%lld, the first after %s%s", n, d, lost);
+}
+
+/*
+ * How one attempt ended: "failed (exit 1)", "failed (signal TERM,
+ * timeout)", "lost (supervisor gone)".
+ */
+static char *
+output_attempt_end(json_t *a)
+{
+	const char *state = output_str(a, "state");
+	const char *reason = output_str(a, "reason");
+	char buf[32], how[64] = "";
+	long long v;
+
+	if (state == NULL)
+		state = "?";
+	if (output_int(a, "exit_code", &v) == 0)
+		snprintf(how, sizeof how, "exit %lld", v);
+	else if (output_int(a, "signal", &v) == 0)
+		snprintf(how, sizeof how, "signal %s",
+		         output_signal(v, buf, sizeof buf));
+	if (*how != '\0' && reason != NULL)
+		return (xasprintf("%s (%s, %s)", state, how, reason));
+	if (*how != '\0' || reason != NULL)
+		return (
+		    xasprintf("%s (%s)", state, *how != '\0' ? how : reason));
+	return (xstrdup(state));
+}
+
+/*
+ * The ended attempts, one a line, oldest first:
+ * "attempts: 1 failed (exit 1), START to END".
+ */
+static void
+output_field_attempts(json_t *job)
+{
+	json_t *attempts = json_object_get(job, "attempts"), *a;
+	const char *started, *finished;
+	const char *label = "attempts";
+	char *end;
+	long long n;
+	size_t i;
+
+	json_array_foreach(attempts, i, a)
+	{
+		if (output_int(a, "attempt", &n) != 0)
+			continue;
+		started = output_str(a, "started_at");
+		finished = output_str(a, "finished_at");
+		end = output_attempt_end(a);
+		output_field(label, "%lld %s, %s to %s", n, end,
+		             started != NULL ? started : "-",
+		             finished != NULL ? finished : "-");
+		free(end);
+		label = "";
+	}
+}
+
 /* One job as an aligned "field: value" block; null fields are left out. */
 void
 output_job(json_t *job)
 {
 	output_field_int(job, "id", "id");
 	output_field_str(job, "name", "name");
-	output_field_str(job, "state", "state");
+	output_field_state(job);
+	output_field_str(job, "queue", "queue");
 	output_field_command(job);
 	output_field_str(job, "cwd", "cwd");
 	output_field_owner(job);
 	output_field_int(job, "priority", "priority");
+	output_field_array(job);
+	output_field_after(job);
+	output_field_str(job, "start at", "run_at");
+	output_field_timeout(job);
+	output_field_retries(job);
 	output_field_int(job, "attempt", "attempt");
 	output_field_int(job, "exit code", "exit_code");
 	output_field_signal(job);
@@ -315,25 +546,7 @@ output_job(json_t *job)
 	output_field_str(job, "finished", "finished_at");
 	output_field_str(job, "stdout", "stdout");
 	output_field_str(job, "stderr", "stderr");
-}
-
-/* "42 succeeded (exit 0)", "44 failed (signal KILL)", "45 cancelled". */
-void
-output_job_line(json_t *job)
-{
-	char buf[32];
-	const char *reason = output_str(job, "reason");
-	long long id = 0, v;
-
-	output_int(job, "id", &id);
-	printf("%lld %s", id, output_str(job, "state"));
-	if (output_int(job, "exit_code", &v) == 0)
-		printf(" (exit %lld)", v);
-	else if (output_int(job, "signal", &v) == 0)
-		printf(" (signal %s)", output_signal(v, buf, sizeof buf));
-	else if (reason != NULL)
-		printf(" (%s)", reason);
-	putchar('\n');
+	output_field_attempts(job);
 }
 
 /*

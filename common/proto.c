@@ -2,6 +2,7 @@
  * The operations table and the central request checks. Nothing here trusts
  * its input: every decode returns a status and a message, never aborts.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +25,19 @@ static const struct proto_field proto_fields_SUBMIT[] = {
 	{ "key", PROTO_T_STRING, 0, 1, NAME_MAX_ },
 	{ "cwd", PROTO_T_STRING, 1, 1, 4096 },
 	{ "env", PROTO_T_STRINGS, 0, 0, PROTO_MAX_ARGS },
+	{ "queue", PROTO_T_STRING, 0, 1, PROTO_QUEUE_NAME_MAX },
+	{ "run_at", PROTO_T_INT, 0, 0, PROTO_TIME_MAX },
+	{ "after", PROTO_T_INTS, 0, 1, PROTO_MAX_IDS },
+	{ "after_any", PROTO_T_INTS, 0, 1, PROTO_MAX_IDS },
+	{ "after_fail", PROTO_T_INTS, 0, 1, PROTO_MAX_IDS },
+	{ "timeout_ms", PROTO_T_INT, 0, 1, PROTO_DURATION_MAX },
+	{ "kill_after_ms", PROTO_T_INT, 0, 0, PROTO_DAY_MS },
+	{ "retries", PROTO_T_INT, 0, 0, PROTO_MAX_RETRIES },
+	{ "retry_delay_ms", PROTO_T_INT, 0, 0, PROTO_DAY_MS },
+	{ "retry_on_lost", PROTO_T_BOOL, 0, 0, 1 },
+	{ "array_start", PROTO_T_INT, 0, 0, PROTO_ARRAY_INDEX_MAX },
+	{ "array_end", PROTO_T_INT, 0, 0, PROTO_ARRAY_INDEX_MAX },
+	{ "array_limit", PROTO_T_INT, 0, 1, PROTO_MAX_ARRAY },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct proto_field proto_fields_STATUS[] = {
@@ -33,6 +47,9 @@ static const struct proto_field proto_fields_STATUS[] = {
 static const struct proto_field proto_fields_LIST[] = {
 	{ "state", PROTO_T_STRING, 0, 1, 32 },
 	{ "limit", PROTO_T_INT, 0, 1, PROTO_MAX_LIST },
+	{ "queue", PROTO_T_STRING, 0, 1, PROTO_QUEUE_NAME_MAX },
+	{ "name", PROTO_T_STRING, 0, 1, NAME_MAX_ },
+	{ "since", PROTO_T_INT, 0, 0, PROTO_TIME_MAX },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct proto_field proto_fields_LOGS[] = {
@@ -50,6 +67,28 @@ static const struct proto_field proto_fields_WAIT[] = {
 static const struct proto_field proto_fields_CANCEL[] = {
 	{ "ids", PROTO_T_INTS, 1, 1, PROTO_MAX_IDS },
 	{ "signal", PROTO_T_STRING, 0, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct proto_field proto_fields_SET[] = {
+	{ "ids", PROTO_T_INTS, 1, 1, PROTO_MAX_IDS },
+	{ "priority", PROTO_T_INT, 1, PROTO_PRIO_MIN, PROTO_PRIO_MAX },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct proto_field proto_fields_HOLD[] = {
+	{ "ids", PROTO_T_INTS, 1, 1, PROTO_MAX_IDS },
+	{ NULL, 0, 0, 0, 0 },
+};
+#define proto_fields_RELEASE proto_fields_HOLD
+#define proto_fields_RETRY   proto_fields_HOLD
+static const struct proto_field proto_fields_QUEUE[] = {
+	{ "action", PROTO_T_STRING, 1, 1, 16 },
+	{ "name", PROTO_T_STRING, 0, 1, PROTO_QUEUE_NAME_MAX },
+	{ "parallel", PROTO_T_INT, 0, 1, PROTO_MAX_PARALLEL },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct proto_field proto_fields_PURGE[] = {
+	{ "state", PROTO_T_STRING, 0, 1, 32 },
+	{ "older_than_ms", PROTO_T_INT, 0, 0, PROTO_DURATION_MAX },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct proto_field proto_fields_PING[] = {
@@ -111,6 +150,24 @@ proto_state_parse(const char *name)
 		if (strcmp(proto_state_names[s], name) == 0)
 			return (s);
 	return (-1);
+}
+
+/*
+ * Is name a queue name: 1 to PROTO_QUEUE_NAME_MAX bytes of letters, digits,
+ * '.', '_' and '-', the first a letter or a digit?
+ */
+int
+proto_queue_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > PROTO_QUEUE_NAME_MAX ||
+	    !isalnum((unsigned char)*name))
+		return (0);
+	for (const char *p = name; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("._-", *p) == NULL)
+			return (0);
+	return (1);
 }
 
 /* Returns the operation called name, or -1. */

@@ -12,15 +12,33 @@
 
 #include <jansson.h>
 
-#define PROTO_VERSION     1
-#define PROTO_MAX_MSG     (1024 * 1024) /* largest request jobd accepts */
-#define PROTO_MAX_IDS     1000          /* ids in one status/wait/cancel */
-#define PROTO_MAX_ARGS    4096          /* argv or env entries */
-#define PROTO_MAX_LIST    10000         /* largest list --limit */
-#define PROTO_LOG_CHUNK   (256 * 1024)  /* most output bytes in one reply */
-#define PROTO_MAX_PARK_MS 30000 /* a parked request is answered by then */
-#define PROTO_PRIO_MIN    -1000000
-#define PROTO_PRIO_MAX    1000000
+#define PROTO_VERSION        1
+#define PROTO_MAX_MSG        (1024 * 1024) /* largest request jobd accepts */
+#define PROTO_MAX_IDS        1000          /* ids in one status/wait/cancel */
+#define PROTO_MAX_ARGS       4096          /* argv or env entries */
+#define PROTO_MAX_LIST       10000         /* largest list --limit */
+#define PROTO_LOG_CHUNK      (256 * 1024)  /* most output bytes in one reply */
+#define PROTO_MAX_PARK_MS    30000 /* a parked request is answered by then */
+#define PROTO_PRIO_MIN       -1000000
+#define PROTO_PRIO_MAX       1000000
+#define PROTO_QUEUE_NAME_MAX 64
+#define PROTO_MAX_QUEUES     1000 /* queues one jobd keeps */
+#define PROTO_QUEUE_NAME_RULE                                                  \
+	"a queue name is 1 to 64 letters, digits, '.', '_' or '-', starting "  \
+	"with a letter or a digit"
+#define PROTO_DEFAULT_QUEUE   "default"
+#define PROTO_MAX_ARRAY       1000    /* tasks in one array */
+#define PROTO_MAX_EXPANDED    10000   /* jobs one request's ids stand for */
+#define PROTO_MAX_DEP_ROWS    10000   /* dependencies x tasks of one submit */
+#define PROTO_ARRAY_INDEX_MAX 1000000 /* largest array index */
+#define PROTO_MAX_RETRIES     1000
+#define PROTO_MAX_PARALLEL    100000
+#define PROTO_DAY_MS          86400000LL
+#define PROTO_DURATION_MAX    (1LL << 53)       /* ms; exact in a double */
+#define PROTO_TIME_MAX        253402300799999LL /* 9999-12-31, in ms */
+#define PROTO_KILL_AFTER_MS   10000 /* SIGTERM to SIGKILL, by default */
+#define PROTO_RETRY_DELAY_MS  1000  /* first retry's delay, by default */
+#define PROTO_PURGE_BATCH     1000  /* jobs purged per request */
 
 /* Operation flags. */
 #define OPF_READ  0x1
@@ -99,6 +117,7 @@ const char *proto_state_name(int);
 int proto_state_parse(const char *);
 
 int proto_op_lookup(const char *);
+int proto_queue_name_ok(const char *);
 const char *proto_signal_name(int);
 int proto_signal_parse(const char *);
 

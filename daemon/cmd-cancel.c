@@ -1,48 +1,63 @@
 /*
  * cancel: a job that has not started ends cancelled at once; a running
  * job's process group gets the signal (then KILL after a grace period, from
- * its supervisor) and ends cancelled. All or nothing: if any job asked has
- * already ended, or is not the sender's, nothing changes.
+ * its supervisor) and ends cancelled. A job cancelled before it started
+ * is an end for its dependents (sched_job_done). An array id stands for its
+ * tasks. All or nothing: if any job asked has already ended, or is not the
+ * sender's, nothing changes.
  */
 #include <signal.h>
 
 #include "jobd.h"
 
-/* Read and check every job; returns a new array of their states or NULL. */
-static json_t *
-cmd_cancel_check(struct request *r, json_t *ids)
+/* Has job id ended (by an earlier cancel of this request)? */
+static int
+cmd_cancel_ended(int64_t id)
 {
-	json_t *e, *states = json_array();
 	struct job j;
-	size_t i;
+	int ended = 0;
 
-	json_array_foreach(ids, i, e)
-	{
-		if (dispatch_job_get(r, json_integer_value(e), &j) != 0)
-			goto fail;
-		if (JOB_TERMINAL(j.state)) {
-			dispatch_error(
-			    r, PROTO_ESTATE, "job %lld has already ended (%s)",
-			    (long long)j.id, proto_state_name(j.state));
-			job_clear(&j);
-			goto fail;
-		}
-		json_array_append_new(states, json_integer(j.state));
+	if (queue_job_get(id, &j) == 0) {
+		ended = JOB_TERMINAL(j.state);
 		job_clear(&j);
 	}
-	return (states);
-fail:
-	json_decref(states);
-	return (NULL);
+	return (ended);
+}
+
+/* Cancel job id (checked: not ended) now or, if it runs, via its signal. */
+static int
+cmd_cancel_one(int64_t id, int sig, int64_t now, json_t *out)
+{
+	struct job j;
+	int running;
+
+	if (queue_job_get(id, &j) != 0)
+		return (-1);
+	running = j.state == JOB_RUNNING;
+	if (queue_job_cancel(id, running, now, NULL) != 0 ||
+	    (!running && sched_job_done(id, JOB_CANCELLED, j.array_id,
+	                                sched_holds_slot(&j)) != 0)) {
+		job_clear(&j);
+		return (-1);
+	}
+	if (running)
+		worker_cancel(id, sig);
+	else
+		dispatch_job_changed(id, 0);
+	json_array_append_new(
+	    out, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state",
+	                   running ? "running" : "cancelled"));
+	job_clear(&j);
+	return (0);
 }
 
 enum cmd_result
 cmd_cancel_exec(struct request *r)
 {
-	json_t *ids = json_object_get(r->req, "ids"), *e, *states, *out;
+	json_t *ids, *e, *out;
 	json_t *sv = json_object_get(r->req, "signal");
-	int sig = SIGTERM, running;
-	int64_t id, now = util_now_ms();
+	int sig = SIGTERM;
+	int64_t now = util_now_ms();
 	size_t i;
 
 	if (sv != NULL &&
@@ -51,30 +66,27 @@ cmd_cancel_exec(struct request *r)
 		               json_string_value(sv));
 		return (CMD_DONE);
 	}
-	if ((states = cmd_cancel_check(r, ids)) == NULL)
+	if (dispatch_expand_ids(r, CMD_WAITING | 1 << JOB_RUNNING) != 0 ||
+	    dispatch_jobs_check(r, CMD_WAITING | 1 << JOB_RUNNING) != 0)
 		return (CMD_DONE);
+	ids = json_object_get(r->req, "ids");
 	out = json_array();
 	json_array_foreach(ids, i, e)
 	{
-		id = json_integer_value(e);
-		running = json_integer_value(json_array_get(states, i)) ==
-		          JOB_RUNNING;
-		if (queue_job_cancel(id, running, now) != 0) {
-			json_decref(states);
+		/* An earlier one's dependents may have ended with it. */
+		if (cmd_cancel_ended(json_integer_value(e))) {
+			json_array_append_new(out,
+			                      json_pack("{s:O, s:s}", "id", e,
+			                                "state", "cancelled"));
+			continue;
+		}
+		if (cmd_cancel_one(json_integer_value(e), sig, now, out) != 0) {
 			json_decref(out);
 			dispatch_error(r, PROTO_ESTORAGE,
 			               "storage unavailable");
 			return (CMD_DONE);
 		}
-		if (running)
-			worker_cancel(id, sig);
-		else
-			dispatch_job_changed(id, 0);
-		json_array_append_new(
-		    out, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state",
-		                   running ? "running" : "cancelled"));
 	}
-	json_decref(states);
 	dispatch_reply(r, json_pack("{s:b, s:o}", "ok", 1, "jobs", out));
 	return (CMD_DONE);
 }

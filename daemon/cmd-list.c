@@ -1,4 +1,7 @@
-/* list: jobs newest first, optionally of one state, at most limit. */
+/*
+ * list: jobs newest first, filtered by state, queue, name (a glob) and
+ * submit time, at most limit. The filters are SQL (queue_job_list).
+ */
 #include "jobd.h"
 
 #define CMD_LIST_DEFAULT 100
@@ -12,21 +15,24 @@ cmd_list_add(struct job *j, void *arg)
 enum cmd_result
 cmd_list_exec(struct request *r)
 {
+	struct job_filter f = { .state = -1, .limit = CMD_LIST_DEFAULT };
 	json_t *v, *jobs;
-	int state = -1, limit = CMD_LIST_DEFAULT;
 
 	if ((v = json_object_get(r->req, "state")) != NULL &&
-	    (state = proto_state_parse(json_string_value(v))) < 0) {
+	    (f.state = proto_state_parse(json_string_value(v))) < 0) {
 		dispatch_error(r, PROTO_EBADMSG, "unknown state '%s'",
 		               json_string_value(v));
 		return (CMD_DONE);
 	}
 	if ((v = json_object_get(r->req, "limit")) != NULL)
-		limit = (int)json_integer_value(v);
-	jobs = json_array();
+		f.limit = (int)json_integer_value(v);
+	f.queue = json_string_value(json_object_get(r->req, "queue"));
+	f.name = json_string_value(json_object_get(r->req, "name"));
+	f.since = json_integer_value(json_object_get(r->req, "since"));
 	/* Root sees every job; anyone else, their own. */
-	if (queue_job_list(state, r->uid == 0 ? -1 : (int64_t)r->uid, limit,
-	                   cmd_list_add, jobs) != 0) {
+	f.uid = r->uid == 0 ? -1 : (int64_t)r->uid;
+	jobs = json_array();
+	if (queue_job_list(&f, cmd_list_add, jobs) != 0) {
 		json_decref(jobs);
 		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
 		return (CMD_DONE);

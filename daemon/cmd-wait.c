@@ -1,7 +1,8 @@
 /*
- * wait: answer when every job asked has ended. Until then the request is
- * parked on the first job still going; each time that job changes it runs
- * again. At its deadline (timeout_ms, at most PROTO_MAX_PARK_MS) it answers
+ * wait: answer when every job asked (an array's id: its tasks) has ended. Until
+ * then the request is parked on the first job still going; each time that job
+ * changes it runs again. At its deadline (timeout_ms, at most
+ * PROTO_MAX_PARK_MS) it answers
  * {"done": false} and the client asks again.
  */
 #include "jobd.h"
@@ -16,6 +17,9 @@ cmd_wait_exec(struct request *r)
 	struct job j;
 	size_t i;
 
+	if (dispatch_expand_ids(r, CMD_ANY) != 0)
+		return (CMD_DONE);
+	ids = json_object_get(r->req, "ids");
 	jobs = json_array();
 	json_array_foreach(ids, i, e)
 	{

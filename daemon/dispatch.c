@@ -21,6 +21,12 @@ static const cmd_exec_fn dispatch_cmds[PROTO_OP_MAX] = {
 	[PROTO_OP_LOGS] = cmd_logs_exec,
 	[PROTO_OP_WAIT] = cmd_wait_exec,
 	[PROTO_OP_CANCEL] = cmd_cancel_exec,
+	[PROTO_OP_SET] = cmd_set_exec,
+	[PROTO_OP_HOLD] = cmd_hold_exec,
+	[PROTO_OP_RELEASE] = cmd_release_exec,
+	[PROTO_OP_RETRY] = cmd_retry_exec,
+	[PROTO_OP_QUEUE] = cmd_queue_exec,
+	[PROTO_OP_PURGE] = cmd_purge_exec,
 	[PROTO_OP_PING] = cmd_ping_exec,
 	[PROTO_OP_VERSION] = cmd_version_exec,
 };
@@ -210,6 +216,166 @@ dispatch_shutdown(void)
 	}
 }
 
+/* Answer r: no job id (or none any more: ids are never reused). */
+static void
+dispatch_not_found(struct request *r, int64_t id)
+{
+	int64_t last = queue_last_id();
+
+	if (last >= id)
+		dispatch_error(r, PROTO_ENOTFOUND,
+		               "job %lld was purged (or never was a job)",
+		               (long long)id);
+	else
+		dispatch_error(r, PROTO_ENOTFOUND, "job %lld not found",
+		               (long long)id);
+}
+
+/*
+ * Replace r's "ids" by the jobs they stand for: a job's id stands for the
+ * job, an array's id for those of its tasks in a state of mask (bit
+ * 1 << state; CMD_ANY: all), in index order. Returns 0, or -1 after
+ * answering r (an id that is neither, an array with no such task, or too
+ * many jobs).
+ */
+int
+dispatch_expand_ids(struct request *r, int mask)
+{
+	json_t *ids = json_object_get(r->req, "ids"), *out, *e;
+	int64_t id, *tasks = xcalloc(PROTO_MAX_ARRAY, sizeof *tasks);
+	struct job j;
+	size_t i;
+	int n, rv = -1;
+
+	out = json_array();
+	json_array_foreach(ids, i, e)
+	{
+		if (json_array_size(out) > PROTO_MAX_EXPANDED) {
+			dispatch_error(r, PROTO_EBADMSG,
+			               "these ids stand for more than %d jobs",
+			               PROTO_MAX_EXPANDED);
+			goto out;
+		}
+		id = json_integer_value(e);
+		switch (queue_job_get(id, &j)) {
+		case 0:
+			job_clear(&j);
+			json_array_append_new(out, json_integer(id));
+			continue;
+		case 1:
+			break;
+		default:
+			dispatch_error(r, PROTO_ESTORAGE,
+			               "storage unavailable");
+			goto out;
+		}
+		n = queue_array_tasks(id, CMD_ANY, tasks, PROTO_MAX_ARRAY);
+		if (n <= 0) {
+			if (n < 0)
+				dispatch_error(r, PROTO_ESTORAGE,
+				               "storage unavailable");
+			else
+				dispatch_not_found(r, id);
+			goto out;
+		}
+		/* The tasks that this operation can act on; not one: say so. */
+		if (mask != CMD_ANY &&
+		    (n = queue_array_tasks(id, mask, tasks, PROTO_MAX_ARRAY)) <=
+		        0) {
+			if (n < 0)
+				dispatch_error(r, PROTO_ESTORAGE,
+				               "storage unavailable");
+			else
+				dispatch_error(r, PROTO_ESTATE,
+				               "no task of array %lld is in a "
+				               "state for %s",
+				               (long long)id,
+				               proto_ops[r->op].name);
+			goto out;
+		}
+		for (int k = 0; k < n; k++)
+			json_array_append_new(out, json_integer(tasks[k]));
+	}
+	if (json_array_size(out) > PROTO_MAX_EXPANDED)
+		dispatch_error(r, PROTO_EBADMSG,
+		               "these ids stand for more than %d jobs",
+		               PROTO_MAX_EXPANDED);
+	else {
+		json_object_set(r->req, "ids", out);
+		rv = 0;
+	}
+out:
+	free(tasks);
+	json_decref(out);
+	return (rv);
+}
+
+/*
+ * Check that the sender may act on every job of r's "ids" and that each is
+ * in a state of mask (bit 1 << state). All or nothing: returns 0, or -1
+ * after answering r.
+ */
+int
+dispatch_jobs_check(struct request *r, int mask)
+{
+	json_t *e;
+	struct job j;
+	size_t i;
+
+	json_array_foreach(json_object_get(r->req, "ids"), i, e)
+	{
+		if (dispatch_job_get(r, json_integer_value(e), &j) != 0)
+			return (-1);
+		if (!(mask & (1 << j.state))) {
+			dispatch_error(r, PROTO_ESTATE,
+			               JOB_TERMINAL(j.state)
+			                   ? "job %lld has already ended (%s)"
+			                   : "job %lld is %s",
+			               (long long)j.id,
+			               proto_state_name(j.state));
+			job_clear(&j);
+			return (-1);
+		}
+		job_clear(&j);
+	}
+	return (0);
+}
+
+/*
+ * The shape of set, hold, release and retry: expand r's ids (an array's
+ * tasks in a state of mask), check that every job is the sender's and in a
+ * state of mask (all or nothing), apply fn to each, and answer with the
+ * jobs as they are then.
+ */
+enum cmd_result
+dispatch_each_job(struct request *r, int mask,
+                  int (*fn)(struct request *, int64_t))
+{
+	json_t *jobs, *e;
+	struct job j;
+	size_t i;
+
+	if (dispatch_expand_ids(r, mask) != 0 ||
+	    dispatch_jobs_check(r, mask) != 0)
+		return (CMD_DONE);
+	jobs = json_array();
+	json_array_foreach(json_object_get(r->req, "ids"), i, e)
+	{
+		if (fn(r, json_integer_value(e)) != 0 ||
+		    queue_job_get(json_integer_value(e), &j) != 0) {
+			json_decref(jobs);
+			dispatch_error(r, PROTO_ESTORAGE,
+			               "storage unavailable");
+			return (CMD_DONE);
+		}
+		json_array_append_new(jobs, dispatch_job_json(&j));
+		job_clear(&j);
+	}
+	sched_kick();
+	dispatch_reply(r, json_pack("{s:b, s:o}", "ok", 1, "jobs", jobs));
+	return (CMD_DONE);
+}
+
 /*
  * Read job id for r into j, checking that the sender may see it. Returns 0,
  * or -1 after answering r with the error.
@@ -221,8 +387,7 @@ dispatch_job_get(struct request *r, int64_t id, struct job *j)
 	case 0:
 		break;
 	case 1:
-		dispatch_error(r, PROTO_ENOTFOUND, "job %lld not found",
-		               (long long)id);
+		dispatch_not_found(r, id);
 		return (-1);
 	default:
 		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
@@ -247,6 +412,13 @@ dispatch_time(int64_t ms)
 		return (json_null());
 	util_time_format(ms, buf, sizeof buf);
 	return (json_string(buf));
+}
+
+/* An optional number: 0 is null. */
+static json_t *
+dispatch_opt(int64_t v)
+{
+	return (v != 0 ? json_integer(v) : json_null());
 }
 
 static json_t *
@@ -300,6 +472,23 @@ dispatch_job_json(const struct job *j)
 	json_object_set_new(o, "submitted_at", dispatch_time(j->submitted_at));
 	json_object_set_new(o, "started_at", dispatch_time(j->started_at));
 	json_object_set_new(o, "finished_at", dispatch_time(j->finished_at));
+	json_object_set_new(
+	    o, "queue",
+	    json_string(j->queue != NULL ? j->queue : PROTO_DEFAULT_QUEUE));
+	json_object_set_new(o, "held", json_boolean(j->held));
+	json_object_set_new(o, "run_at", dispatch_time(j->run_at));
+	json_object_set_new(o, "deps_pending", json_integer(j->deps_pending));
+	json_object_set_new(o, "timeout_ms", dispatch_opt(j->timeout_ms));
+	json_object_set_new(o, "kill_after_ms", json_integer(j->kill_after_ms));
+	json_object_set_new(o, "retries", json_integer(j->retries));
+	json_object_set_new(o, "retry_delay_ms",
+	                    json_integer(j->retry_delay_ms));
+	json_object_set_new(o, "retry_on_lost", json_boolean(j->retry_on_lost));
+	json_object_set_new(o, "array_id", dispatch_opt(j->array_id));
+	json_object_set_new(o, "array_index",
+	                    j->array_id != 0 ? json_integer(j->array_index)
+	                                     : json_null());
+	json_object_set_new(o, "array_limit", dispatch_opt(j->array_limit));
 	json_object_set_new(o, "stdout", dispatch_path(j->id, OUTCOME_STDOUT));
 	json_object_set_new(o, "stderr", dispatch_path(j->id, OUTCOME_STDERR));
 	return (o);

@@ -25,6 +25,7 @@ usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: jobd [--socket URL] [--state-dir DIR] [--parallel N]\n"
+	    "            [--retention-age DURATION] [--retention-count N]\n"
 	    "            [--ready-fd FD] [--supervisor PATH] [-v]\n"
 	    "            [-h | --help] [--version]\n"
 	    "\n"
@@ -36,6 +37,12 @@ usage(FILE *f)
 	    "                     or ~/.local/state/jobd)\n"
 	    "  --parallel N       most jobs running at once (default: the\n"
 	    "                     number of CPUs)\n"
+	    "  --retention-age DURATION\n"
+	    "                     purge ended jobs and their output this long\n"
+	    "                     after they ended (default 7d; 0: never)\n"
+	    "  --retention-count N\n"
+	    "                     keep at most N ended jobs, purging the\n"
+	    "                     oldest (default 100000; 0: no limit)\n"
 	    "  --ready-fd FD      write \"ready\\n\" to FD once listening\n"
 	    "  --supervisor PATH  the jobd-supervisor program (default:\n"
 	    "                     beside jobd, then %s)\n"
@@ -54,6 +61,8 @@ main_options(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "parallel", required_argument, NULL, 'j' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "retention-age", required_argument, NULL, 'A' },
+		{ "retention-count", required_argument, NULL, 'C' },
 		{ "supervisor", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -72,6 +81,8 @@ main_options(int argc, char **argv)
 	if (jobd_conf.parallel < 1)
 		jobd_conf.parallel = 1;
 	jobd_conf.ready_fd = -1;
+	jobd_conf.retention_age_ms = 7 * PROTO_DAY_MS;
+	jobd_conf.retention_count = 100000;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -95,6 +106,16 @@ main_options(int argc, char **argv)
 			if (util_parse_int(optarg, 0, INT32_MAX, &n) != 0)
 				goto bad;
 			jobd_conf.ready_fd = (int)n;
+			break;
+		case 'A':
+			if (util_parse_duration_ms(optarg, &n) != 0)
+				goto bad;
+			jobd_conf.retention_age_ms = n;
+			break;
+		case 'C':
+			if (util_parse_int(optarg, 0, INT64_MAX, &n) != 0)
+				goto bad;
+			jobd_conf.retention_count = n;
 			break;
 		case 'S':
 			snprintf(jobd_conf.supervisor,
@@ -128,6 +149,8 @@ bad:
 	        c == 's'   ? "socket (an ipc:// URL or a path)"
 	        : c == 'j' ? "parallel (a number from 1 to 100000)"
 	        : c == 'r' ? "ready-fd"
+	        : c == 'A' ? "retention-age (a duration: 7d, 12h, 0)"
+	        : c == 'C' ? "retention-count (a number, 0 for no limit)"
 	                   : "state-dir");
 	exit(2);
 }

@@ -14,9 +14,9 @@
 
 #include "jobd.h"
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2
 
-static const char *queue_schema_v1 =
+static const char queue_schema_v1[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE jobs("
     " id INTEGER PRIMARY KEY AUTOINCREMENT," /* ids are never reused */
@@ -43,10 +43,67 @@ static const char *queue_schema_v1 =
     "CREATE UNIQUE INDEX jobs_idem ON jobs(uid, idem_key)"
     " WHERE idem_key IS NOT NULL;";
 
+/* Version 2: queues, start times, dependencies, retries, arrays. */
+static const char queue_schema_v2[] =
+    "CREATE TABLE queues(name TEXT PRIMARY KEY, parallel INTEGER,"
+    " paused INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "INSERT INTO queues(name) VALUES('" PROTO_DEFAULT_QUEUE "');"
+    "ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL"
+    " DEFAULT '" PROTO_DEFAULT_QUEUE "';"
+    "ALTER TABLE jobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN run_at INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN deps_pending INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN array_wait INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN kill_after_ms INTEGER NOT NULL DEFAULT 10000;"
+    "ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN retry_delay_ms INTEGER NOT NULL DEFAULT 1000;"
+    "ALTER TABLE jobs ADD COLUMN retry_on_lost INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN array_id INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN array_index INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN array_limit INTEGER;"
+    /* dep_id has no foreign key: a dependency may be purged first. */
+    "CREATE TABLE job_deps("
+    " job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " dep_id INTEGER NOT NULL, type INTEGER NOT NULL,"
+    " met INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(job_id, dep_id)) WITHOUT ROWID;"
+    "CREATE INDEX job_deps_by_dep ON job_deps(dep_id);"
+    "CREATE TABLE attempts("
+    " job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " attempt INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " exit_code INTEGER, signal INTEGER, reason TEXT,"
+    " started_at INTEGER, finished_at INTEGER,"
+    " PRIMARY KEY(job_id, attempt)) WITHOUT ROWID;"
+    /* Each of these serves one query, whatever the history kept. */
+    "DROP INDEX jobs_queued;"
+    "CREATE INDEX jobs_queued ON jobs(queue, priority DESC, id)"
+    " WHERE state = 2 AND held = 0;"
+    "CREATE INDEX jobs_scheduled ON jobs(run_at) WHERE state = 1;"
+    "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE state >= 4;"
+    "CREATE INDEX jobs_finished_owner ON jobs(uid, finished_at)"
+    " WHERE state >= 4;"
+    "CREATE INDEX jobs_submitted ON jobs(submitted_at);"
+    "CREATE INDEX jobs_array ON jobs(array_id, array_index)"
+    " WHERE array_id IS NOT NULL;"
+    "CREATE INDEX jobs_array_wait ON jobs(array_id, array_index)"
+    " WHERE array_wait = 1;"
+    "CREATE INDEX jobs_queue ON jobs(queue, id);";
+
+/* Each step takes the schema from version i to i + 1. */
+static const char *const queue_steps[QUEUE_SCHEMA_VERSION] = {
+	queue_schema_v1,
+	queue_schema_v2,
+};
+
 #define JOB_COLS                                                               \
 	"id, state, name, argv, shell, cwd, idem_key, uid, gid, pid, "         \
 	"priority, attempt, exit_code, signal, reason, submitted_at, "         \
-	"started_at, finished_at, sup_pid, cancel_requested"
+	"started_at, finished_at, sup_pid, cancel_requested, queue, held, "    \
+	"run_at, deps_pending, array_wait, timeout_ms, kill_after_ms, "        \
+	"retries, retry_delay_ms, retry_on_lost, retry_base, array_id, "       \
+	"array_index, array_limit"
 
 enum {
 	ST_BEGIN,
@@ -56,18 +113,41 @@ enum {
 	ST_FIND_KEY,
 	ST_GET,
 	ST_GET_ENV,
-	ST_LIST_ALL,
-	ST_LIST_STATE,
-	ST_LIST_OWNER,
-	ST_LIST_OWNER_STATE,
 	ST_NEXT,
 	ST_CLAIM,
 	ST_UNCLAIM,
 	ST_STARTED,
 	ST_FINISH,
-	ST_CANCEL_QUEUED,
+	ST_CANCEL_WAITING,
 	ST_CANCEL_RUNNING,
 	ST_RUNNING,
+	ST_QUEUE_LIST,
+	ST_QUEUE_GET,
+	ST_QUEUE_COUNT,
+	ST_QUEUE_ENSURE,
+	ST_QUEUE_SET,
+	ST_DEP_ADD,
+	ST_DEPS,
+	ST_DEPENDENTS,
+	ST_DEP_MARK,
+	ST_DEP_MET,
+	ST_ARRAY_SLOT,
+	ST_ARRAY_TASKS,
+	ST_ARRAY_HOLDERS,
+	ST_RESERVE_ID,
+	ST_SEQ_INIT,
+	ST_LAST_ID,
+	ST_ATTEMPT_ADD,
+	ST_ATTEMPTS,
+	ST_REQUEUE,
+	ST_SET_PRIORITY,
+	ST_SET_HELD,
+	ST_NEXT_RUN_AT,
+	ST_DUE,
+	ST_PURGE_SELECT,
+	ST_PURGE_OWNER,
+	ST_DELETE,
+	ST_FINISHED_NTH,
 	ST_MAX
 };
 
@@ -75,43 +155,126 @@ static const char *queue_sql[ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_INSERT] = "INSERT INTO jobs(state, name, argv, shell, cwd, env, "
-	              "idem_key, uid, gid, pid, priority, submitted_at) "
-	              "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_INSERT] =
+	    "INSERT INTO jobs(id, state, name, argv, shell, cwd, env, "
+	    "idem_key, uid, gid, pid, priority, submitted_at, queue, held, "
+	    "run_at, deps_pending, array_wait, timeout_ms, kill_after_ms, "
+	    "retries, retry_delay_ms, retry_on_lost, array_id, array_index, "
+	    "array_limit) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_FIND_KEY] = "SELECT id FROM jobs WHERE uid = ? AND idem_key = ?",
 	[ST_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
 	[ST_GET_ENV] = "SELECT env FROM jobs WHERE id = ?",
-	/* ?1 limit, ?2 state, ?3 owner; each uses an index (jobs_state or
-	   jobs_owner) for both the filter and the order. */
-	[ST_LIST_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC "
-	                "LIMIT ?1",
-	[ST_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE state = ?2 "
-	                  "ORDER BY id DESC LIMIT ?1",
-	[ST_LIST_OWNER] = "SELECT " JOB_COLS " FROM jobs WHERE uid = ?3 "
-	                  "ORDER BY id DESC LIMIT ?1",
-	[ST_LIST_OWNER_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE uid = ?3 "
-	                        "AND state = ?2 ORDER BY id DESC LIMIT ?1",
-	/* Without INDEXED BY the planner may take jobs_state and sort. */
-	[ST_NEXT] =
-	    "SELECT id FROM jobs INDEXED BY jobs_queued WHERE state = 2 "
-	    "ORDER BY priority DESC, id LIMIT ?",
+	/* The next job of one queue; the planner must not pick a sort. */
+	[ST_NEXT] = "SELECT id, priority FROM jobs INDEXED BY jobs_queued "
+	            "WHERE state = 2 AND held = 0 AND queue = ? "
+	            "ORDER BY priority DESC, id LIMIT 1",
 	[ST_CLAIM] = "UPDATE jobs SET state = 3, started_at = ?, "
-	             "attempt = attempt + 1, instance = ? "
-	             "WHERE id = ? AND state = 2",
+	             "attempt = attempt + 1, instance = ?, exit_code = NULL, "
+	             "signal = NULL, reason = NULL, finished_at = NULL "
+	             "WHERE id = ? AND state = 2 AND held = 0",
 	[ST_UNCLAIM] = "UPDATE jobs SET state = 2, started_at = NULL, "
 	               "attempt = attempt - 1, instance = NULL "
 	               "WHERE id = ? AND state = 3",
 	[ST_STARTED] = "UPDATE jobs SET sup_pid = ?, run_file = ? WHERE id = ?",
 	[ST_FINISH] = "UPDATE jobs SET state = ?, exit_code = ?, signal = ?, "
 	              "reason = ?, started_at = coalesce(?, started_at), "
-	              "finished_at = ? WHERE id = ?",
-	[ST_CANCEL_QUEUED] = "UPDATE jobs SET state = 6, finished_at = ?, "
-	                     "cancel_requested = 1 "
-	                     "WHERE id = ? AND state IN (0, 1, 2)",
+	              "finished_at = ?, array_wait = 0 WHERE id = ?",
+	[ST_CANCEL_WAITING] = "UPDATE jobs SET state = 6, finished_at = ?, "
+	                      "cancel_requested = 1, reason = ?, "
+	                      "array_wait = 0 "
+	                      "WHERE id = ? AND state IN (0, 1, 2)",
 	[ST_CANCEL_RUNNING] = "UPDATE jobs SET cancel_requested = 1 "
 	                      "WHERE id = ? AND state = 3",
 	[ST_RUNNING] = "SELECT " JOB_COLS " FROM jobs WHERE state = 3 "
 	               "ORDER BY id",
+	[ST_QUEUE_LIST] = "SELECT name, parallel, paused FROM queues "
+	                  "ORDER BY name",
+	[ST_QUEUE_GET] = "SELECT name, parallel, paused FROM queues "
+	                 "WHERE name = ?1",
+	[ST_QUEUE_COUNT] = "SELECT count(*) FROM queues",
+	[ST_QUEUE_ENSURE] = "INSERT OR IGNORE INTO queues(name) VALUES(?)",
+	[ST_QUEUE_SET] = "INSERT INTO queues(name, parallel, paused) "
+	                 "VALUES(?1, ?2, coalesce(?3, 0)) "
+	                 "ON CONFLICT(name) DO UPDATE SET "
+	                 "parallel = coalesce(?2, parallel), "
+	                 "paused = coalesce(?3, paused)",
+	[ST_DEP_ADD] = "INSERT OR IGNORE INTO job_deps(job_id, dep_id, type, "
+	               "met) VALUES(?, ?, ?, ?)",
+	[ST_DEPS] = "SELECT dep_id, type FROM job_deps WHERE job_id = ? "
+	            "ORDER BY dep_id",
+	/* Dependents still waiting: through job_deps_by_dep, no scan. */
+	[ST_DEPENDENTS] = "SELECT d.job_id, d.type FROM job_deps d "
+	                  "JOIN jobs j ON j.id = d.job_id "
+	                  "WHERE d.dep_id = ? AND d.met = 0 AND j.state = 0 "
+	                  "ORDER BY d.job_id",
+	[ST_DEP_MARK] = "UPDATE job_deps SET met = 1 WHERE job_id = ? "
+	                "AND dep_id = ?",
+	/* The last pending one met: scheduled if run_at is ahead, else queued.
+	 */
+	[ST_DEP_MET] = "UPDATE jobs SET deps_pending = deps_pending - 1, "
+	               "state = CASE WHEN deps_pending > 1 THEN 0 "
+	               "WHEN coalesce(run_at, 0) > ?2 THEN 1 ELSE 2 END "
+	               "WHERE id = ?1 AND state = 0 RETURNING state",
+	[ST_ARRAY_SLOT] =
+	    "UPDATE jobs SET array_wait = 0, deps_pending = deps_pending - 1, "
+	    "state = CASE WHEN deps_pending > 1 THEN 0 "
+	    "WHEN coalesce(run_at, 0) > ?2 THEN 1 ELSE 2 END "
+	    "WHERE id = (SELECT id FROM jobs INDEXED BY jobs_array_wait "
+	    "WHERE array_wait = 1 AND array_id = ?1 AND state = 0 "
+	    "ORDER BY array_index LIMIT 1) AND state = 0 RETURNING id, state",
+	[ST_ARRAY_TASKS] = "SELECT id, state FROM jobs WHERE array_id = ? "
+	                   "ORDER BY array_index",
+	[ST_ARRAY_HOLDERS] = "SELECT count(*) FROM jobs WHERE array_id = ? "
+	                     "AND state < 4 AND array_wait = 0",
+	/* An array's id: taken from the jobs' own sequence, never a job's. */
+	[ST_RESERVE_ID] = "UPDATE sqlite_sequence SET seq = seq + 1 "
+	                  "WHERE name = 'jobs' RETURNING seq",
+	[ST_SEQ_INIT] = "INSERT INTO sqlite_sequence(name, seq) "
+	                "SELECT 'jobs', 0 WHERE NOT EXISTS (SELECT 1 FROM "
+	                "sqlite_sequence WHERE name = 'jobs')",
+	[ST_LAST_ID] = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
+	[ST_ATTEMPT_ADD] =
+	    "INSERT OR REPLACE INTO attempts(job_id, attempt, state, "
+	    "exit_code, "
+	    "signal, reason, started_at, finished_at) "
+	    "SELECT id, attempt, ?2, ?3, ?4, ?5, coalesce(?6, started_at), ?7 "
+	    "FROM jobs WHERE id = ?1 AND attempt > 0",
+	[ST_ATTEMPTS] = "SELECT attempt, state, exit_code, signal, reason, "
+	                "started_at, finished_at FROM attempts "
+	                "WHERE job_id = ? ORDER BY attempt",
+	/* ?5: a retry by hand, which starts a new series of retries. */
+	[ST_REQUEUE] = "UPDATE jobs SET state = ?2, run_at = ?3, reason = ?4, "
+	               "exit_code = NULL, signal = NULL, finished_at = NULL, "
+	               "started_at = NULL, cancel_requested = 0, "
+	               "sup_pid = NULL, run_file = NULL, "
+	               "retry_base = CASE WHEN ?5 THEN attempt "
+	               "ELSE retry_base END, array_wait = ?6, "
+	               "deps_pending = ?6 WHERE id = ?1",
+	[ST_SET_PRIORITY] = "UPDATE jobs SET priority = ? WHERE id = ? "
+	                    "AND state IN (0, 1, 2)",
+	[ST_SET_HELD] = "UPDATE jobs SET held = ? WHERE id = ? "
+	                "AND state IN (0, 1, 2)",
+	/* Without INDEXED BY the planner takes jobs_state and reads rows. */
+	[ST_NEXT_RUN_AT] = "SELECT run_at FROM jobs INDEXED BY jobs_scheduled "
+	                   "WHERE state = 1 ORDER BY run_at LIMIT 1",
+	[ST_DUE] = "UPDATE jobs INDEXED BY jobs_scheduled SET state = 2 "
+	           "WHERE state = 1 AND run_at <= ? RETURNING id",
+	/* ?1 limit, ?2 cutoff, ?3 state or NULL, ?4 owner or NULL */
+	/* ?1 limit, ?2 cutoff, ?3 state or NULL, ?4 owner */
+	[ST_PURGE_SELECT] = "SELECT id FROM jobs INDEXED BY jobs_finished "
+	                    "WHERE state >= 4 AND finished_at <= ?2 "
+	                    "AND (?3 IS NULL OR state = ?3) "
+	                    "ORDER BY finished_at LIMIT ?1",
+	[ST_PURGE_OWNER] =
+	    "SELECT id FROM jobs INDEXED BY jobs_finished_owner "
+	    "WHERE state >= 4 AND uid = ?4 AND finished_at <= ?2 "
+	    "AND (?3 IS NULL OR state = ?3) "
+	    "ORDER BY finished_at LIMIT ?1",
+	[ST_DELETE] = "DELETE FROM jobs WHERE id = ? AND state >= 4",
+	[ST_FINISHED_NTH] = "SELECT finished_at FROM jobs INDEXED BY "
+	                    "jobs_finished WHERE state >= 4 "
+	                    "ORDER BY finished_at DESC LIMIT 1 OFFSET ?",
 };
 
 static sqlite3 *queue_db;
@@ -160,22 +323,33 @@ queue_pragma(const char *sql, int *ip, char *text, size_t len)
 	return (rv);
 }
 
-/* Bring a database of schema version (0: new) up to this jobd's. */
+/*
+ * Bring a database of schema version (0: new) up to this jobd's, one step
+ * per version, each in its own transaction: a failed step leaves the
+ * database at the version before it, data intact.
+ */
 static int
 queue_migrate(int version)
 {
-	if (version == QUEUE_SCHEMA_VERSION)
-		return (0);
-	/* Version 0: a new database. Later versions add steps here. */
-	if (sqlite3_exec(queue_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	        SQLITE_OK ||
-	    sqlite3_exec(queue_db, queue_schema_v1, NULL, NULL, NULL) !=
-	        SQLITE_OK ||
-	    sqlite3_exec(queue_db, "PRAGMA user_version = 1; COMMIT", NULL,
-	                 NULL, NULL) != SQLITE_OK) {
-		queue_fail("creating the schema");
-		sqlite3_exec(queue_db, "ROLLBACK", NULL, NULL, NULL);
-		return (-1);
+	char bump[64];
+	int from = version;
+
+	for (; version < QUEUE_SCHEMA_VERSION; version++) {
+		snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT",
+		         version + 1);
+		if (sqlite3_exec(queue_db, "BEGIN IMMEDIATE", NULL, NULL,
+		                 NULL) != SQLITE_OK ||
+		    sqlite3_exec(queue_db, queue_steps[version], NULL, NULL,
+		                 NULL) != SQLITE_OK ||
+		    sqlite3_exec(queue_db, bump, NULL, NULL, NULL) !=
+		        SQLITE_OK) {
+			queue_fail("upgrading the schema");
+			sqlite3_exec(queue_db, "ROLLBACK", NULL, NULL, NULL);
+			return (-1);
+		}
+		if (from > 0)
+			log_info("store: schema upgraded to version %d",
+			         version + 1);
 	}
 	return (0);
 }
@@ -247,6 +421,7 @@ void
 queue_close(void)
 {
 	queue_txn_open = 0;
+	queue_job_list(NULL, NULL, NULL);
 	for (int i = 0; i < ST_MAX; i++) {
 		sqlite3_finalize(queue_st[i]);
 		queue_st[i] = NULL;
@@ -371,6 +546,20 @@ queue_row(sqlite3_stmt *st, struct job *j)
 	j->finished_at = queue_col_int(st, 17);
 	j->sup_pid = queue_col_int(st, 18);
 	j->cancel_requested = (int)queue_col_int(st, 19);
+	j->queue = queue_col_text(st, 20);
+	j->held = (int)queue_col_int(st, 21);
+	j->run_at = queue_col_int(st, 22);
+	j->deps_pending = queue_col_int(st, 23);
+	j->array_wait = (int)queue_col_int(st, 24);
+	j->timeout_ms = queue_col_int(st, 25);
+	j->kill_after_ms = queue_col_int(st, 26);
+	j->retries = queue_col_int(st, 27);
+	j->retry_delay_ms = queue_col_int(st, 28);
+	j->retry_on_lost = (int)queue_col_int(st, 29);
+	j->retry_base = queue_col_int(st, 30);
+	j->array_id = queue_col_int(st, 31);
+	j->array_index = queue_col_int(st, 32);
+	j->array_limit = queue_col_int(st, 33);
 }
 
 /* Free what j owns and zero it. */
@@ -384,6 +573,7 @@ job_clear(struct job *j)
 	util_strv_free(j->env);
 	free(j->key);
 	free(j->reason);
+	free(j->queue);
 	memset(j, 0, sizeof *j);
 }
 
@@ -410,28 +600,53 @@ queue_bind_strv(sqlite3_stmt *st, int col, char **v)
 	sqlite3_bind_blob(st, col, blob, len, free);
 }
 
+/* Bind v, or NULL if it is 0 (the store's "none"). */
+static void
+queue_bind_opt(sqlite3_stmt *st, int col, int64_t v)
+{
+	if (v != 0)
+		sqlite3_bind_int64(st, col, v);
+	else
+		sqlite3_bind_null(st, col);
+}
+
 /*
- * Insert a new job (state, name, argv or shell, cwd, env, key, owner,
- * priority, submitted_at taken from j) and set j->id. Inside the loop's
- * transaction. Returns 0 or -1.
+ * Insert a new job from j (everything a submit sets) and set j->id; j->id
+ * already set (an array task) is kept. Inside the loop's transaction.
+ * Returns 0 or -1.
  */
 int
 queue_job_insert(struct job *j)
 {
 	sqlite3_stmt *st = queue_st[ST_INSERT];
 
-	sqlite3_bind_int(st, 1, j->state);
-	queue_bind_text(st, 2, j->name);
-	queue_bind_strv(st, 3, j->argv);
-	queue_bind_text(st, 4, j->shell);
-	queue_bind_text(st, 5, j->cwd);
-	queue_bind_strv(st, 6, j->env);
-	queue_bind_text(st, 7, j->key);
-	sqlite3_bind_int64(st, 8, j->uid);
-	sqlite3_bind_int64(st, 9, j->gid);
-	sqlite3_bind_int64(st, 10, j->pid);
-	sqlite3_bind_int64(st, 11, j->priority);
-	sqlite3_bind_int64(st, 12, j->submitted_at);
+	queue_bind_opt(st, 1, j->id);
+	sqlite3_bind_int(st, 2, j->state);
+	queue_bind_text(st, 3, j->name);
+	queue_bind_strv(st, 4, j->argv);
+	queue_bind_text(st, 5, j->shell);
+	queue_bind_text(st, 6, j->cwd);
+	queue_bind_strv(st, 7, j->env);
+	queue_bind_text(st, 8, j->key);
+	sqlite3_bind_int64(st, 9, j->uid);
+	sqlite3_bind_int64(st, 10, j->gid);
+	sqlite3_bind_int64(st, 11, j->pid);
+	sqlite3_bind_int64(st, 12, j->priority);
+	sqlite3_bind_int64(st, 13, j->submitted_at);
+	queue_bind_text(st, 14, j->queue);
+	sqlite3_bind_int(st, 15, j->held);
+	queue_bind_opt(st, 16, j->run_at);
+	sqlite3_bind_int64(st, 17, j->deps_pending);
+	sqlite3_bind_int(st, 18, j->array_wait);
+	queue_bind_opt(st, 19, j->timeout_ms);
+	sqlite3_bind_int64(st, 20, j->kill_after_ms);
+	sqlite3_bind_int64(st, 21, j->retries);
+	sqlite3_bind_int64(st, 22, j->retry_delay_ms);
+	sqlite3_bind_int(st, 23, j->retry_on_lost);
+	queue_bind_opt(st, 24, j->array_id);
+	if (j->array_id != 0)
+		sqlite3_bind_int64(st, 25, j->array_index);
+	queue_bind_opt(st, 26, j->array_limit);
 	if (queue_exec_st(ST_INSERT) != 0)
 		return (-1);
 	j->id = sqlite3_last_insert_rowid(queue_db);
@@ -498,24 +713,54 @@ queue_each(sqlite3_stmt *st, void (*cb)(struct job *, void *), void *arg)
 }
 
 /*
- * Jobs in state (or all, if state < 0) of owner uid (or everyone's, if
- * uid < 0), newest first, at most limit.
+ * The jobs that match f, newest first, at most f->limit. The statement is
+ * built for the filters given (each one's column has an index) and kept
+ * for the next list with the same ones.
  */
 int
-queue_job_list(int state, int64_t uid, int limit,
-               void (*cb)(struct job *, void *), void *arg)
+queue_job_list(const struct job_filter *f, void (*cb)(struct job *, void *),
+               void *arg)
 {
+	static sqlite3_stmt *cache[1 << 5];
 	sqlite3_stmt *st;
+	char sql[512];
+	int mask;
 
-	if (uid < 0)
-		st = queue_st[state < 0 ? ST_LIST_ALL : ST_LIST_STATE];
-	else
-		st = queue_st[state < 0 ? ST_LIST_OWNER : ST_LIST_OWNER_STATE];
-	sqlite3_bind_int(st, 1, limit);
-	if (state >= 0)
-		sqlite3_bind_int(st, 2, state);
-	if (uid >= 0)
-		sqlite3_bind_int64(st, 3, uid);
+	if (f == NULL) { /* queue_close(): forget the statements */
+		for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++) {
+			sqlite3_finalize(cache[i]);
+			cache[i] = NULL;
+		}
+		return (0);
+	}
+	mask = (f->state >= 0) | (f->uid >= 0) << 1 | (f->queue != NULL) << 2 |
+	       (f->name != NULL) << 3 | (f->since > 0) << 4;
+	if ((st = cache[mask]) == NULL) {
+		snprintf(sql, sizeof sql,
+		         "SELECT " JOB_COLS " FROM jobs WHERE 1%s%s%s%s%s "
+		         "ORDER BY id DESC LIMIT ?1",
+		         mask & 1 ? " AND state = ?2" : "",
+		         mask & 2 ? " AND uid = ?3" : "",
+		         mask & 4 ? " AND queue = ?4" : "",
+		         mask & 8 ? " AND name GLOB ?5" : "",
+		         mask & 16 ? " AND submitted_at >= ?6" : "");
+		if (sqlite3_prepare_v3(queue_db, sql, -1,
+		                       SQLITE_PREPARE_PERSISTENT, &st,
+		                       NULL) != SQLITE_OK)
+			return (queue_fail(sql));
+		cache[mask] = st;
+	}
+	sqlite3_bind_int(st, 1, f->limit);
+	if (mask & 1)
+		sqlite3_bind_int(st, 2, f->state);
+	if (mask & 2)
+		sqlite3_bind_int64(st, 3, f->uid);
+	if (mask & 4)
+		sqlite3_bind_text(st, 4, f->queue, -1, SQLITE_STATIC);
+	if (mask & 8)
+		sqlite3_bind_text(st, 5, f->name, -1, SQLITE_STATIC);
+	if (mask & 16)
+		sqlite3_bind_int64(st, 6, f->since);
 	return (queue_each(st, cb, arg));
 }
 
@@ -527,22 +772,28 @@ queue_job_running(void (*cb)(struct job *, void *), void *arg)
 }
 
 /*
- * The ids of at most n queued jobs in start order (priority, then id).
- * Returns how many, or -1.
+ * The next job to start in queue q (highest priority, then oldest): 0 and
+ * its id and priority, 1 if the queue has none ready, -1.
  */
 int
-queue_job_next(int64_t *ids, int n)
+queue_job_next(const char *q, int64_t *idp, int64_t *priop)
 {
 	sqlite3_stmt *st = queue_st[ST_NEXT];
-	int rc, k = 0;
+	int rc, rv = -1;
 
-	sqlite3_bind_int(st, 1, n);
-	while (k < n && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		ids[k++] = sqlite3_column_int64(st, 0);
-	if (k < n && rc != SQLITE_DONE)
-		k = queue_fail("finding queued jobs");
+	sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*idp = sqlite3_column_int64(st, 0);
+		*priop = sqlite3_column_int64(st, 1);
+		rv = 0;
+	} else if (rc == SQLITE_DONE)
+		rv = 1;
+	else
+		queue_fail("finding queued jobs");
 	sqlite3_reset(st);
-	return (k);
+	sqlite3_clear_bindings(st);
+	return (rv);
 }
 
 /*
@@ -623,11 +874,12 @@ queue_job_finish(const struct job *j)
 }
 
 /*
- * Cancel job id: a job that has not started ends cancelled now; a running
- * one is marked so that it ends cancelled.
+ * Cancel job id: a job that has not started ends cancelled now (with
+ * reason, which may be NULL); a running one is marked so that it ends
+ * cancelled.
  */
 int
-queue_job_cancel(int64_t id, int running, int64_t now)
+queue_job_cancel(int64_t id, int running, int64_t now, const char *reason)
 {
 	sqlite3_stmt *st;
 
@@ -636,8 +888,424 @@ queue_job_cancel(int64_t id, int running, int64_t now)
 		sqlite3_bind_int64(st, 1, id);
 		return (queue_exec_st(ST_CANCEL_RUNNING));
 	}
-	st = queue_st[ST_CANCEL_QUEUED];
+	st = queue_st[ST_CANCEL_WAITING];
 	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, id);
-	return (queue_exec_st(ST_CANCEL_QUEUED));
+	queue_bind_text(st, 2, reason);
+	sqlite3_bind_int64(st, 3, id);
+	return (queue_exec_st(ST_CANCEL_WAITING));
+}
+
+/*
+ * Step st, which returns ids in its first column, into ids (at most n).
+ * Returns how many, or -1.
+ */
+static int
+queue_ids(int sti, int64_t *ids, int n)
+{
+	sqlite3_stmt *st = queue_st[sti];
+	int rc = SQLITE_DONE, k = 0;
+
+	while (k < n && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ids[k++] = sqlite3_column_int64(st, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		k = queue_fail(queue_sql[sti]);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (k);
+}
+
+/* Every queue (or only the one called name), by name. */
+int
+queue_queue_list(const char *name,
+                 void (*cb)(const char *, int64_t, int, void *), void *arg)
+{
+	int sti = name != NULL ? ST_QUEUE_GET : ST_QUEUE_LIST, rc;
+	sqlite3_stmt *st = queue_st[sti];
+
+	if (name != NULL)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb((const char *)sqlite3_column_text(st, 0),
+		   queue_col_int(st, 1), (int)queue_col_int(st, 2), arg);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (rc == SQLITE_DONE ? 0 : queue_fail("listing queues"));
+}
+
+static void
+queue_found(const char *name, int64_t parallel, int paused, void *arg)
+{
+	(void)name;
+	(void)parallel;
+	(void)paused;
+	*(int *)arg = 1;
+}
+
+/*
+ * May queue name be used: it exists, or there are fewer than max queues?
+ * Returns 1 (yes), 0 (no: too many), or -1.
+ */
+int
+queue_queue_room(const char *name, int64_t max)
+{
+	int64_t n;
+	int found = 0;
+
+	if (queue_queue_list(name, queue_found, &found) != 0)
+		return (-1);
+	if (found)
+		return (1);
+	if (queue_ids(ST_QUEUE_COUNT, &n, 1) != 1)
+		return (-1);
+	return (n < max);
+}
+
+/*
+ * Create queue name if it does not exist; with parallel > 0 set its limit,
+ * with paused >= 0 its paused flag.
+ */
+int
+queue_queue_set(const char *name, int64_t parallel, int paused)
+{
+	sqlite3_stmt *st;
+
+	if (parallel <= 0 && paused < 0) {
+		st = queue_st[ST_QUEUE_ENSURE];
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		return (queue_exec_st(ST_QUEUE_ENSURE));
+	}
+	st = queue_st[ST_QUEUE_SET];
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	if (parallel > 0)
+		sqlite3_bind_int64(st, 2, parallel);
+	if (paused >= 0)
+		sqlite3_bind_int(st, 3, paused);
+	return (queue_exec_st(ST_QUEUE_SET));
+}
+
+/*
+ * Record that job id depends on dep (met: already satisfied). Returns 1 if
+ * added, 0 if it was there already (listed twice), -1.
+ */
+int
+queue_dep_add(int64_t id, int64_t dep, int type, int met)
+{
+	sqlite3_stmt *st = queue_st[ST_DEP_ADD];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, dep);
+	sqlite3_bind_int(st, 3, type);
+	sqlite3_bind_int(st, 4, met);
+	if (queue_exec_st(ST_DEP_ADD) != 0)
+		return (-1);
+	return (sqlite3_changes(queue_db) > 0);
+}
+
+/* Job id's dependencies, by id: cb(dep_id, type). */
+int
+queue_deps(int64_t id, void (*cb)(int64_t, int, void *), void *arg)
+{
+	sqlite3_stmt *st = queue_st[ST_DEPS];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb(queue_col_int(st, 0), (int)queue_col_int(st, 1), arg);
+	sqlite3_reset(st);
+	return (rc == SQLITE_DONE ? 0 : queue_fail("reading dependencies"));
+}
+
+/*
+ * The blocked jobs that depend on dep, at most n, into ids and types.
+ * Returns how many, or -1.
+ */
+int
+queue_dependents(int64_t dep, int64_t *ids, int *types, int n)
+{
+	sqlite3_stmt *st = queue_st[ST_DEPENDENTS];
+	int rc = SQLITE_DONE, k = 0;
+
+	sqlite3_bind_int64(st, 1, dep);
+	while (k < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ids[k] = queue_col_int(st, 0);
+		types[k++] = (int)queue_col_int(st, 1);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		k = queue_fail("finding dependents");
+	sqlite3_reset(st);
+	return (k);
+}
+
+/*
+ * Blocked job id's dependency dep is met. Returns the job's state after it
+ * (blocked, or scheduled/queued once nothing is pending), or -1.
+ */
+int
+queue_dep_met(int64_t id, int64_t dep, int64_t now)
+{
+	sqlite3_stmt *st = queue_st[ST_DEP_MET];
+	int rc, state = -1;
+
+	sqlite3_bind_int64(queue_st[ST_DEP_MARK], 1, id);
+	sqlite3_bind_int64(queue_st[ST_DEP_MARK], 2, dep);
+	if (queue_exec_st(ST_DEP_MARK) != 0)
+		return (-1);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		state = (int)queue_col_int(st, 0);
+	else if (rc == SQLITE_DONE)
+		state = JOB_BLOCKED; /* no longer blocked: nothing to do */
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return (queue_fail("releasing a dependent"));
+	return (state);
+}
+
+/*
+ * A task of array aid gave back its slot: the next task waiting for one
+ * takes it. Returns 1 and that task's id and new state, 0 if none waits,
+ * -1.
+ */
+int
+queue_array_slot(int64_t aid, int64_t now, int64_t *idp, int *statep)
+{
+	sqlite3_stmt *st = queue_st[ST_ARRAY_SLOT];
+	int rc, rv = 0;
+
+	sqlite3_bind_int64(st, 1, aid);
+	sqlite3_bind_int64(st, 2, now);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*idp = queue_col_int(st, 0);
+		*statep = (int)queue_col_int(st, 1);
+		rv = 1;
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return (queue_fail("giving an array slot"));
+	return (rv);
+}
+
+/*
+ * The tasks of array aid in a state of mask (bit 1 << state), in index
+ * order, at most n. Returns how many, or -1.
+ */
+int
+queue_array_tasks(int64_t aid, int mask, int64_t *ids, int n)
+{
+	sqlite3_stmt *st = queue_st[ST_ARRAY_TASKS];
+	int rc, k = 0;
+
+	sqlite3_bind_int64(st, 1, aid);
+	while (k < n && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (mask & (1 << sqlite3_column_int(st, 1)))
+			ids[k++] = queue_col_int(st, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		k = queue_fail("reading an array's tasks");
+	sqlite3_reset(st);
+	return (k);
+}
+
+/*
+ * Tasks of array aid that hold one of its slots (not ended, not waiting
+ * for one), or -1.
+ */
+int64_t
+queue_array_holders(int64_t aid)
+{
+	int64_t n;
+
+	sqlite3_bind_int64(queue_st[ST_ARRAY_HOLDERS], 1, aid);
+	return (queue_ids(ST_ARRAY_HOLDERS, &n, 1) == 1 ? n : -1);
+}
+
+/*
+ * Take the next id of the jobs' sequence for an array, so that no job ever
+ * has it. Returns it, or -1.
+ */
+int64_t
+queue_reserve_id(void)
+{
+	int64_t id;
+
+	if (queue_exec_st(ST_SEQ_INIT) != 0 ||
+	    queue_ids(ST_RESERVE_ID, &id, 1) != 1)
+		return (-1);
+	return (id);
+}
+
+/* The largest id ever given (a job's or an array's), 0 if none, or -1. */
+int64_t
+queue_last_id(void)
+{
+	int64_t id = 0;
+
+	return (queue_ids(ST_LAST_ID, &id, 1) < 0 ? -1 : id);
+}
+
+/* Record the end of job j->id's current attempt (state, exit, times). */
+int
+queue_attempt_add(const struct job *j)
+{
+	sqlite3_stmt *st = queue_st[ST_ATTEMPT_ADD];
+
+	sqlite3_bind_int64(st, 1, j->id);
+	sqlite3_bind_int(st, 2, j->state);
+	if (j->has_exit)
+		sqlite3_bind_int(st, 3, j->exit_code);
+	if (j->signal > 0)
+		sqlite3_bind_int(st, 4, j->signal);
+	queue_bind_text(st, 5, j->reason);
+	queue_bind_opt(st, 6, j->started_at);
+	sqlite3_bind_int64(st, 7, j->finished_at);
+	return (queue_exec_st(ST_ATTEMPT_ADD));
+}
+
+/*
+ * Job id's ended attempts, oldest first: cb gets each as a job with only
+ * its attempt, state, exit, signal, reason and times set.
+ */
+int
+queue_attempts(int64_t id, void (*cb)(const struct job *, void *), void *arg)
+{
+	sqlite3_stmt *st = queue_st[ST_ATTEMPTS];
+	struct job a;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&a, 0, sizeof a);
+		a.id = id;
+		a.attempt = queue_col_int(st, 0);
+		a.state = (int)queue_col_int(st, 1);
+		a.has_exit = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		a.exit_code = (int)queue_col_int(st, 2);
+		a.signal = (int)queue_col_int(st, 3);
+		a.reason = queue_col_text(st, 4);
+		a.started_at = queue_col_int(st, 5);
+		a.finished_at = queue_col_int(st, 6);
+		cb(&a, arg);
+		job_clear(&a);
+	}
+	sqlite3_reset(st);
+	return (rc == SQLITE_DONE ? 0 : queue_fail("reading attempts"));
+}
+
+/*
+ * Put job id back to wait for a new attempt: in state (scheduled with
+ * run_at, queued, or blocked waiting for a slot of its array), with reason
+ * (may be NULL). manual: a retry by hand, which starts a new series of
+ * automatic retries.
+ */
+int
+queue_job_requeue(int64_t id, int state, int64_t run_at, const char *reason,
+                  int manual)
+{
+	sqlite3_stmt *st = queue_st[ST_REQUEUE];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, state);
+	queue_bind_opt(st, 3, run_at);
+	queue_bind_text(st, 4, reason);
+	sqlite3_bind_int(st, 5, manual);
+	sqlite3_bind_int(st, 6, state == JOB_BLOCKED);
+	return (queue_exec_st(ST_REQUEUE));
+}
+
+/* Set a waiting job's priority. */
+int
+queue_job_set_priority(int64_t id, int64_t priority)
+{
+	sqlite3_bind_int64(queue_st[ST_SET_PRIORITY], 1, priority);
+	sqlite3_bind_int64(queue_st[ST_SET_PRIORITY], 2, id);
+	return (queue_exec_st(ST_SET_PRIORITY));
+}
+
+/* Hold (1) or release (0) a waiting job. */
+int
+queue_job_set_held(int64_t id, int held)
+{
+	sqlite3_bind_int(queue_st[ST_SET_HELD], 1, held);
+	sqlite3_bind_int64(queue_st[ST_SET_HELD], 2, id);
+	return (queue_exec_st(ST_SET_HELD));
+}
+
+/* The earliest start time of a scheduled job: 0 and *atp, 1 if none, -1. */
+int
+queue_next_run_at(int64_t *atp)
+{
+	sqlite3_stmt *st = queue_st[ST_NEXT_RUN_AT];
+	int rc, rv = -1;
+
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*atp = queue_col_int(st, 0);
+		rv = 0;
+	} else if (rc == SQLITE_DONE)
+		rv = 1;
+	else
+		queue_fail("finding the next start time");
+	sqlite3_reset(st);
+	return (rv);
+}
+
+/*
+ * Scheduled jobs whose time has come (run_at <= now) become queued; their
+ * ids (at most n) go into ids. Returns how many, or -1.
+ */
+int
+queue_jobs_due(int64_t now, int64_t *ids, int n)
+{
+	sqlite3_bind_int64(queue_st[ST_DUE], 1, now);
+	return (queue_ids(ST_DUE, ids, n));
+}
+
+/*
+ * Delete at most n ended jobs that finished at or before cutoff (of state,
+ * if >= 0; of owner uid, if >= 0), oldest first; their ids go into ids.
+ * Their dependencies and attempts go with them. Returns how many, or -1.
+ */
+int
+queue_purge(int64_t cutoff, int state, int64_t uid, int64_t *ids, int n)
+{
+	int sti = uid >= 0 ? ST_PURGE_OWNER : ST_PURGE_SELECT, k;
+	sqlite3_stmt *st = queue_st[sti];
+
+	sqlite3_bind_int(st, 1, n);
+	sqlite3_bind_int64(st, 2, cutoff);
+	if (state >= 0)
+		sqlite3_bind_int(st, 3, state);
+	if (uid >= 0)
+		sqlite3_bind_int64(st, 4, uid);
+	if ((k = queue_ids(sti, ids, n)) <= 0)
+		return (k);
+	for (int i = 0; i < k; i++) {
+		sqlite3_bind_int64(queue_st[ST_DELETE], 1, ids[i]);
+		if (queue_exec_st(ST_DELETE) != 0)
+			return (-1);
+	}
+	return (k);
+}
+
+/*
+ * The finish time of the (n+1)-th most recently ended job: 0 and *atp, 1
+ * if there are not that many, -1.
+ */
+int
+queue_finished_nth(int64_t n, int64_t *atp)
+{
+	sqlite3_bind_int64(queue_st[ST_FINISHED_NTH], 1, n);
+	switch (queue_ids(ST_FINISHED_NTH, atp, 1)) {
+	case 1:
+		return (0);
+	case 0:
+		return (1);
+	default:
+		return (-1);
+	}
 }

@@ -37,6 +37,7 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	failed = queue_commit() != 0;
+	sched_after_commit(failed);
 	if (failed)
 		worker_commit_failed();
 	else

@@ -5,7 +5,9 @@
  * child does only async-signal-safe work before exec. jobd reaps the
  * supervisor on SIGCHLD, reads the outcome file it wrote, and records it.
  * A supervisor's files are removed only after that record is committed.
- * RAM holds the running jobs only.
+ * A supervisor that an earlier jobd started and that still runs is adopted
+ * at start-up and watched through its pidfd. RAM holds the running jobs
+ * only.
  */
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -24,11 +26,12 @@
 
 struct worker {
 	int64_t id;
+	char *queue; /* its job's queue */
 	pid_t pid;
-	int pending_sig;         /* to send after the commit, or 0 */
-	struct event *orphan_ev; /* a supervisor an older jobd started */
-	int orphan;              /* its job was recorded lost at start-up */
-	int status;              /* its wait status, once reaped */
+	int pending_sig; /* to send after the commit, or 0 */
+	struct event
+	    *adopt_ev; /* a supervisor an older jobd started: its pidfd */
+	int status;    /* its wait status, once reaped */
 	LIST_ENTRY(worker) entry;
 };
 LIST_HEAD(worker_list, worker);
@@ -58,6 +61,36 @@ worker_count(void)
 	return (worker_nrunning);
 }
 
+/* Supervisors running jobs of queue q. */
+int
+worker_count_queue(const char *q)
+{
+	struct worker *w;
+	int n = 0;
+
+	LIST_FOREACH(w, &worker_running, entry)
+	n += strcmp(w->queue, q) == 0;
+	return (n);
+}
+
+static struct worker *
+worker_new(int64_t id, const char *queue, pid_t pid)
+{
+	struct worker *w = xcalloc(1, sizeof *w);
+
+	w->id = id;
+	w->queue = xstrdup(queue != NULL ? queue : PROTO_DEFAULT_QUEUE);
+	w->pid = pid;
+	return (w);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	free(w->queue);
+	free(w);
+}
+
 static struct worker *
 worker_find(int64_t id)
 {
@@ -72,27 +105,61 @@ worker_find(int64_t id)
 /* The supervisor reads the job's environment from this descriptor. */
 #define WORKER_ENV_FD 3
 
+/* Is env entry e one of the variables jobd sets (JOBD_...=)? */
+static int
+worker_env_ours(const char *e)
+{
+	static const char *const ours[] = { "JOBD_JOB_ID=", "JOBD_QUEUE=",
+		                            "JOBD_ATTEMPT=", "JOBD_ARRAY_ID=",
+		                            "JOBD_ARRAY_INDEX=" };
+
+	for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+		if (strncmp(e, ours[i], strlen(ours[i])) == 0)
+			return (1);
+	return (0);
+}
+
+static int
+worker_env_write(int fd, const char *e)
+{
+	size_t len = strlen(e) + 1;
+
+	return (write(fd, e, len) == (ssize_t)len ? 0 : -1);
+}
+
 /*
- * The job's environment on an anonymous memory file, read from the start:
- * not on the supervisor's command line, which every user can read. Returns
- * the descriptor (close-on-exec), or -1.
+ * Job j's environment on an anonymous memory file, read from the start:
+ * not on the supervisor's command line, which every user can read. It is
+ * the submitted one with jobd's variables (JOBD_JOB_ID, ...) in place of
+ * any of the same names. Returns the descriptor (close-on-exec), or -1.
  */
 static int
-worker_env_fd(char **env)
+worker_env_fd(const struct job *j)
 {
-	size_t len;
-	int fd;
+	char *ours[5];
+	int fd, n = 0, rv = 0;
 
 	if ((fd = memfd_create("jobd-env", MFD_CLOEXEC)) == -1)
 		return (-1);
-	for (int i = 0; env[i] != NULL; i++) {
-		len = strlen(env[i]) + 1;
-		if (write(fd, env[i], len) != (ssize_t)len)
-			goto fail;
+	for (int i = 0; j->env[i] != NULL && rv == 0; i++)
+		if (!worker_env_ours(j->env[i]))
+			rv = worker_env_write(fd, j->env[i]);
+	ours[n++] = xasprintf("JOBD_JOB_ID=%lld", (long long)j->id);
+	ours[n++] = xasprintf("JOBD_QUEUE=%s", j->queue);
+	ours[n++] = xasprintf("JOBD_ATTEMPT=%lld", (long long)j->attempt);
+	if (j->array_id != 0) {
+		ours[n++] =
+		    xasprintf("JOBD_ARRAY_ID=%lld", (long long)j->array_id);
+		ours[n++] = xasprintf("JOBD_ARRAY_INDEX=%lld",
+		                      (long long)j->array_index);
 	}
-	if (lseek(fd, 0, SEEK_SET) == 0)
+	for (int i = 0; i < n; i++) {
+		if (rv == 0)
+			rv = worker_env_write(fd, ours[i]);
+		free(ours[i]);
+	}
+	if (rv == 0 && lseek(fd, 0, SEEK_SET) == 0)
 		return (fd);
-fail:
 	close(fd);
 	return (-1);
 }
@@ -101,7 +168,7 @@ fail:
 static char **
 worker_argv(const struct job *j)
 {
-	size_t n = 20, k = 0; /* options, values and the NULL */
+	size_t n = 22, k = 0; /* options, values and the NULL */
 	char **v;
 
 	for (int i = 0; j->argv != NULL && j->argv[i] != NULL; i++)
@@ -115,7 +182,11 @@ worker_argv(const struct job *j)
 	v[k++] = xstrdup("--cwd");
 	v[k++] = xstrdup(j->cwd);
 	v[k++] = xstrdup("--kill-after");
-	v[k++] = xasprintf("%d", JOBD_KILL_AFTER_MS);
+	v[k++] = xasprintf("%lld", (long long)j->kill_after_ms);
+	if (j->timeout_ms > 0) {
+		v[k++] = xstrdup("--timeout");
+		v[k++] = xasprintf("%lld", (long long)j->timeout_ms);
+	}
 	if (geteuid() == 0) {
 		/* A root jobd runs each job as its owner. */
 		v[k++] = xstrdup("--uid");
@@ -151,7 +222,7 @@ worker_spawn(const struct job *j)
 	pid_t pid;
 	int saved, envfd;
 
-	if ((envfd = worker_env_fd(j->env)) == -1) {
+	if ((envfd = worker_env_fd(j)) == -1) {
 		saved = errno;
 		util_strv_free(argv);
 		errno = saved;
@@ -203,9 +274,7 @@ worker_spawn(const struct job *j)
 		errno = saved;
 		return (-1);
 	}
-	w = xcalloc(1, sizeof *w);
-	w->id = j->id;
-	w->pid = pid;
+	w = worker_new(j->id, j->queue, pid);
 	LIST_INSERT_HEAD(&worker_running, w, entry);
 	worker_nrunning++;
 	log_debug("job %lld started, supervisor pid %ld", (long long)j->id,
@@ -234,16 +303,19 @@ worker_cancel(int64_t id, int sig)
 }
 
 /*
- * Turn an outcome (or its absence) into the job's final state in j.
- * how describes why there is no outcome.
+ * Turn an outcome (or its absence) into the attempt's end in j: state,
+ * exit, signal, reason, times. how describes why there is no outcome.
  */
 static void
-worker_settle(struct job *j, int cancelled, const struct outcome *o,
-              const char *how)
+worker_settle(struct job *j, const struct outcome *o, const char *how)
 {
+	free(j->reason);
+	j->reason = NULL;
+	j->has_exit = 0;
+	j->signal = 0;
 	if (o == NULL) {
 		/* A cancelled job stays cancelled, whatever became of it. */
-		j->state = cancelled ? JOB_CANCELLED : JOB_LOST;
+		j->state = j->cancel_requested ? JOB_CANCELLED : JOB_LOST;
 		j->reason = xstrdup(how);
 		j->finished_at = util_now_ms();
 		return;
@@ -255,7 +327,7 @@ worker_settle(struct job *j, int cancelled, const struct outcome *o,
 	j->signal = o->signal;
 	if (o->reason[0] != '\0')
 		j->reason = xstrdup(o->reason);
-	if (cancelled)
+	if (j->cancel_requested)
 		j->state = JOB_CANCELLED;
 	else if (j->has_exit && j->exit_code == 0 && j->reason == NULL)
 		j->state = JOB_SUCCEEDED;
@@ -264,45 +336,30 @@ worker_settle(struct job *j, int cancelled, const struct outcome *o,
 }
 
 /*
- * Record the end of job id (in the loop's transaction) and tell waiters.
- * Returns 0, or -1 if the store would not take it.
+ * Record the end of job id's attempt (in the loop's transaction): the
+ * scheduler retries it or ends the job. Tells waiters. Returns 0, or -1 if
+ * the store would not take it.
  */
 static int
-worker_record(int64_t id, int cancelled, const struct outcome *o,
-              const char *how)
+worker_record(int64_t id, const struct outcome *o, const char *how)
 {
 	struct job j;
-	int rv = 0;
+	int rv = -1;
 
-	memset(&j, 0, sizeof j);
-	j.id = id;
-	worker_settle(&j, cancelled, o, how);
-	log_debug("job %lld ended %s", (long long)id,
-	          proto_state_name(j.state));
-	if (queue_begin() != 0 || queue_job_finish(&j) != 0) {
-		log_warnx("job %lld: cannot record its end yet", (long long)id);
-		rv = -1;
-	}
-	job_clear(&j);
-	if (rv == 0) {
-		dispatch_job_changed(id, 0);
-		cmd_logs_job_ended(id);
-	}
-	return (rv);
-}
-
-/* Was cancel requested for job id? (Read from the store.) */
-static int
-worker_cancel_requested(int64_t id)
-{
-	struct job j;
-	int c = 0;
-
-	if (queue_job_get(id, &j) == 0) {
-		c = j.cancel_requested;
+	if (queue_begin() == 0 && queue_job_get(id, &j) == 0) {
+		worker_settle(&j, o, how);
+		log_debug("job %lld attempt %lld ended %s", (long long)id,
+		          (long long)j.attempt, proto_state_name(j.state));
+		rv = sched_attempt_ended(&j);
 		job_clear(&j);
 	}
-	return (c);
+	if (rv != 0) {
+		log_warnx("job %lld: cannot record its end yet", (long long)id);
+		return (-1);
+	}
+	dispatch_job_changed(id, 0);
+	cmd_logs_job_ended(id);
+	return (0);
 }
 
 /* Record how w's job ended, from its outcome file, in the transaction. */
@@ -312,17 +369,24 @@ worker_record_outcome(struct worker *w)
 	struct outcome o;
 	char how[128];
 
-	snprintf(how, sizeof how,
-	         "the supervisor (pid %ld) %s %d without recording an outcome",
-	         (long)w->pid,
-	         WIFSIGNALED(w->status) ? "was killed by signal"
-	                                : "exited with",
-	         WIFSIGNALED(w->status) ? WTERMSIG(w->status)
-	                                : WEXITSTATUS(w->status));
-	if (outcome_read(jobd_conf.state_dir, w->id, &o) == 0)
-		worker_record(w->id, worker_cancel_requested(w->id), &o, NULL);
+	if (w->status == -1) /* adopted: not our child, no wait status */
+		snprintf(how, sizeof how,
+		         "the supervisor (pid %ld), adopted after a jobd "
+		         "restart, exited without recording an outcome",
+		         (long)w->pid);
 	else
-		worker_record(w->id, worker_cancel_requested(w->id), NULL, how);
+		snprintf(how, sizeof how,
+		         "the supervisor (pid %ld) %s %d without recording an "
+		         "outcome",
+		         (long)w->pid,
+		         WIFSIGNALED(w->status) ? "was killed by signal"
+		                                : "exited with",
+		         WIFSIGNALED(w->status) ? WTERMSIG(w->status)
+		                                : WEXITSTATUS(w->status));
+	if (outcome_read(jobd_conf.state_dir, w->id, &o) == 0)
+		worker_record(w->id, &o, NULL);
+	else
+		worker_record(w->id, NULL, how);
 	LIST_INSERT_HEAD(&worker_ended, w, entry);
 }
 
@@ -372,8 +436,6 @@ worker_commit_failed(void)
 	w->pending_sig = 0;
 	for (w = LIST_FIRST(&worker_ended); w != NULL; w = next) {
 		next = LIST_NEXT(w, entry);
-		if (w->orphan)
-			continue; /* nothing of it was in the transaction */
 		LIST_REMOVE(w, entry);
 		LIST_INSERT_HEAD(&worker_unrecorded, w, entry);
 	}
@@ -391,7 +453,7 @@ worker_reap(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		LIST_FOREACH(w, &worker_running, entry)
-		if (w->pid == pid && w->orphan_ev == NULL)
+		if (w->pid == pid && w->adopt_ev == NULL)
 			break;
 		if (w != NULL)
 			worker_ended_cb(w, status);
@@ -429,7 +491,7 @@ worker_after_commit(void)
 	while ((w = LIST_FIRST(&worker_ended)) != NULL) {
 		worker_unlink(w->id);
 		LIST_REMOVE(w, entry);
-		free(w);
+		worker_free(w);
 	}
 }
 
@@ -449,103 +511,116 @@ worker_alive(int64_t id)
 	return (alive);
 }
 
-/* An older jobd's supervisor has exited: its slot is free again. */
+/* An adopted supervisor has exited: record its job's end as for ours. */
 static void
-worker_orphan_cb(evutil_socket_t fd, short what, void *arg)
+worker_adopted_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
 	(void)what;
-	log_info("job %lld: the supervisor left by an earlier jobd has exited",
-	         (long long)w->id);
-	event_free(w->orphan_ev);
-	w->orphan_ev = NULL;
+	event_free(w->adopt_ev);
+	w->adopt_ev = NULL;
 	close(fd);
-	LIST_REMOVE(w, entry);
-	worker_nrunning--;
-	LIST_INSERT_HEAD(&worker_ended, w, entry);
-	sched_kick();
+	worker_ended_cb(w, -1);
+	server_wake();
 }
 
 /*
- * A supervisor an older jobd started still runs the (now lost) job j. It
- * keeps its slot, so that --parallel holds, until it exits: its pidfd says
- * when, since it is not our child.
+ * Adopt the supervisor an older jobd started for running job j, if it is
+ * still alive: it holds the lock on the job's run file, and the pid
+ * recorded for it is that process (its pidfd is opened before the lock is
+ * checked, so the pid cannot be reused in between). The job stays running
+ * and keeps its slot; the pidfd says when it ends, since it is not our
+ * child; cancel works as for our own. Returns 0, or -1 if it is gone.
  */
-static void
-worker_orphan(const struct job *j)
+static int
+worker_adopt(const struct job *j)
 {
 	struct worker *w;
 	int fd;
 
 	if (j->sup_pid <= 0 || (fd = pidfd_open((pid_t)j->sup_pid, 0)) == -1)
-		return;
-	/* The pid is only ours to watch if its lock is still held. */
+		return (-1);
 	if (!worker_alive(j->id)) {
 		close(fd);
-		return;
+		return (-1);
 	}
-	w = xcalloc(1, sizeof *w);
-	w->id = j->id;
-	w->pid = (pid_t)j->sup_pid;
-	w->orphan = 1;
-	w->orphan_ev = event_new(server_base, fd, EV_READ, worker_orphan_cb, w);
-	event_add(w->orphan_ev, NULL);
+	w = worker_new(j->id, j->queue, (pid_t)j->sup_pid);
+	w->adopt_ev = event_new(server_base, fd, EV_READ, worker_adopted_cb, w);
+	if (w->adopt_ev == NULL || event_add(w->adopt_ev, NULL) != 0)
+		fatalx("cannot watch the supervisor of job %lld",
+		       (long long)j->id);
 	LIST_INSERT_HEAD(&worker_running, w, entry);
 	worker_nrunning++;
+	return (0);
 }
 
 static void
-worker_recover_one(struct job *j, void *arg)
+worker_recover_one(struct job *j)
 {
 	struct outcome o;
-	int *n = arg;
 
-	(*n)++;
+	if (worker_adopt(j) == 0) {
+		log_info("job %lld: adopted its running supervisor (pid %lld)",
+		         (long long)j->id, (long long)j->sup_pid);
+		return;
+	}
+	/* Its supervisor is gone: what it left decides. */
 	if (outcome_read(jobd_conf.state_dir, j->id, &o) == 0) {
-		worker_record(j->id, j->cancel_requested, &o, NULL);
+		worker_record(j->id, &o, NULL);
 		log_info("job %lld ended while jobd was down; outcome recorded",
 		         (long long)j->id);
-	} else if (worker_alive(j->id)) {
-		worker_record(
-		    j->id, 0, NULL,
-		    "jobd restarted while the job ran; its supervisor was "
-		    "still running and was left alone (re-adoption is not "
-		    "supported yet)");
-		log_warnx("job %lld: lost; its supervisor (pid %lld) still "
-		          "runs",
-		          (long long)j->id, (long long)j->sup_pid);
-		worker_orphan(j);
-		return;
 	} else {
 		worker_record(
-		    j->id, 0, NULL,
+		    j->id, NULL,
 		    "jobd stopped while the job ran, and its supervisor left "
 		    "no outcome");
 		log_warnx("job %lld: lost", (long long)j->id);
 	}
-	struct worker *w = xcalloc(1, sizeof *w);
-	w->id = j->id;
-	LIST_INSERT_HEAD(&worker_ended, w, entry);
+	LIST_INSERT_HEAD(&worker_ended, worker_new(j->id, j->queue, 0), entry);
+}
+
+/* Ids of running jobs, collected first: they are settled after the query. */
+struct worker_ids {
+	int64_t *ids;
+	size_t n;
+};
+
+static void
+worker_recover_id(struct job *j, void *arg)
+{
+	struct worker_ids *c = arg;
+
+	c->ids = xrealloc(c->ids, (c->n + 1) * sizeof *c->ids);
+	c->ids[c->n++] = j->id;
 }
 
 /*
  * At start-up: every job still marked running belongs to an older jobd.
- * Record its outcome if its supervisor wrote one; otherwise it is lost.
+ * Adopt its supervisor if it still runs; else record the outcome it wrote,
+ * or, if it wrote none, the attempt is lost.
  */
 void
 worker_recover(void)
 {
-	int n = 0;
+	struct worker_ids c = { NULL, 0 };
+	struct job j;
 
-	if (queue_begin() != 0 ||
-	    queue_job_running(worker_recover_one, &n) != 0 ||
-	    queue_commit() != 0)
+	if (queue_job_running(worker_recover_id, &c) != 0 || queue_begin() != 0)
+		fatalx("cannot read the jobs an earlier jobd left running");
+	for (size_t i = 0; i < c.n; i++) {
+		if (queue_job_get(c.ids[i], &j) != 0)
+			fatalx("cannot read job %lld", (long long)c.ids[i]);
+		worker_recover_one(&j);
+		job_clear(&j);
+	}
+	if (queue_commit() != 0)
 		fatalx("cannot settle the jobs an earlier jobd left running");
 	worker_after_commit();
-	if (n > 0)
-		log_info("settled %d job(s) left running by an earlier jobd",
-		         n);
+	if (c.n > 0)
+		log_info("settled %zu job(s) left running by an earlier jobd",
+		         c.n);
+	free(c.ids);
 }
 
 void
@@ -555,20 +630,20 @@ worker_fini(void)
 
 	/* Running jobs go on under their supervisors. */
 	while ((w = LIST_FIRST(&worker_running)) != NULL) {
-		if (w->orphan_ev != NULL) {
-			close(event_get_fd(w->orphan_ev));
-			event_free(w->orphan_ev);
+		if (w->adopt_ev != NULL) {
+			close(event_get_fd(w->adopt_ev));
+			event_free(w->adopt_ev);
 		}
 		LIST_REMOVE(w, entry);
-		free(w);
+		worker_free(w);
 	}
 	while ((w = LIST_FIRST(&worker_ended)) != NULL) {
 		LIST_REMOVE(w, entry);
-		free(w);
+		worker_free(w);
 	}
 	while ((w = LIST_FIRST(&worker_unrecorded)) != NULL) {
 		LIST_REMOVE(w, entry);
-		free(w);
+		worker_free(w);
 	}
 	if (worker_retry_ev != NULL)
 		event_free(worker_retry_ev);

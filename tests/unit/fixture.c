@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "jobd.h"
 #include "fixture.h"
@@ -65,4 +67,37 @@ fixture_job_state(int64_t id)
 	s = j.state;
 	job_clear(&j);
 	return (s);
+}
+
+void
+fixture_job_init(struct job *j, const char *q, int64_t priority)
+{
+	memset(j, 0, sizeof *j);
+	j->state = JOB_QUEUED;
+	j->argv = xcalloc(2, sizeof *j->argv);
+	j->argv[0] = xstrdup("/bin/true");
+	j->cwd = xstrdup("/");
+	j->env = xcalloc(1, sizeof *j->env);
+	j->uid = geteuid();
+	j->gid = getegid();
+	j->pid = getpid();
+	j->priority = priority;
+	j->submitted_at = util_now_ms();
+	j->queue = xstrdup(q != NULL ? q : PROTO_DEFAULT_QUEUE);
+	j->kill_after_ms = PROTO_KILL_AFTER_MS;
+	j->retry_delay_ms = PROTO_RETRY_DELAY_MS;
+}
+
+int64_t
+fixture_job_insert(struct job *j)
+{
+	if (queue_begin() != 0)
+		return (-1);
+	if (queue_job_insert(j) != 0) {
+		queue_rollback();
+		return (-1);
+	}
+	if (queue_commit() != 0)
+		return (-1);
+	return (j->id);
 }

@@ -26,4 +26,20 @@ int fixture_rmtree(const char *dir);
 /* The state of job id in the open store, or -1 if there is no such job. */
 int fixture_job_state(int64_t id);
 
+struct job;
+
+/*
+ * Fill j as a minimal job of the current user, as submit would make it:
+ * queued, /bin/true in /, an empty env, queue q (NULL: the default queue),
+ * priority, and the defaults of the scheduling fields. Not inserted; the
+ * caller may change any field first and owns what j holds.
+ */
+void fixture_job_init(struct job *j, const char *q, int64_t priority);
+
+/*
+ * Insert j (in the open transaction, or a new one) and commit; j->id is
+ * set. Returns the id, or -1 if the store refused it (rolled back).
+ */
+int64_t fixture_job_insert(struct job *j);
+
 #endif

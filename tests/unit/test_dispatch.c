@@ -209,12 +209,22 @@ submit(uint64_t uid, int priority)
 	return (id);
 }
 
+static void
+count_cb(struct job *j, void *arg)
+{
+	(void)j;
+	(*(int *)arg)++;
+}
+
+/* How many jobs are queued. */
 static int
 queued_count(void)
 {
-	int64_t ids[8];
+	struct job_filter f = { .state = JOB_QUEUED, .uid = -1, .limit = 100 };
+	int n = 0;
 
-	return (queue_job_next(ids, 8));
+	assert_int_equal(queue_job_list(&f, count_cb, &n), 0);
+	return (n);
 }
 
 /* A valid request per operation; every one must reach a handler. */
@@ -222,10 +232,16 @@ static void
 test_every_op_has_handler(void **state)
 {
 	char body[512];
-	int64_t id;
+	int64_t id, waiting, ended;
 
 	(void)state;
 	id = submit(me(), 0);
+	waiting = submit(me(), 0);
+	ended = submit(me(), 0);
+	json_decref(assert_ok(callf(me(),
+	                            "{\"v\":1,\"op\":\"cancel\","
+	                            "\"ids\":[%lld]}",
+	                            (long long)ended)));
 	for (int op = 0; op < PROTO_OP_MAX; op++) {
 		const char *name = proto_ops[op].name;
 		json_t *reply;
@@ -253,7 +269,30 @@ test_every_op_has_handler(void **state)
 			         "{\"v\":1,\"op\":\"logs\",\"id\":%lld}",
 			         (long long)id);
 			break;
+		case PROTO_OP_SET:
+			snprintf(body, sizeof body,
+			         "{\"v\":1,\"op\":\"set\",\"ids\":[%lld],"
+			         "\"priority\":5}",
+			         (long long)waiting);
+			break;
+		case PROTO_OP_HOLD:
+		case PROTO_OP_RELEASE:
+			snprintf(body, sizeof body,
+			         "{\"v\":1,\"op\":\"%s\",\"ids\":[%lld]}", name,
+			         (long long)waiting);
+			break;
+		case PROTO_OP_RETRY:
+			snprintf(body, sizeof body,
+			         "{\"v\":1,\"op\":\"retry\",\"ids\":[%lld]}",
+			         (long long)ended);
+			break;
+		case PROTO_OP_QUEUE:
+			snprintf(body, sizeof body,
+			         "{\"v\":1,\"op\":\"queue\","
+			         "\"action\":\"list\"}");
+			break;
 		case PROTO_OP_LIST:
+		case PROTO_OP_PURGE:
 		case PROTO_OP_PING:
 		case PROTO_OP_VERSION:
 			snprintf(body, sizeof body, "{\"v\":1,\"op\":\"%s\"}",
@@ -672,10 +711,16 @@ test_wait_and_logs(void **state)
 }
 
 static const char *job_keys[] = {
-	"id",     "name",   "state",        "argv",       "shell",
-	"cwd",    "owner",  "priority",     "attempt",    "exit_code",
-	"signal", "reason", "submitted_at", "started_at", "finished_at",
-	"stdout", "stderr",
+	"id",           "name",           "state",
+	"argv",         "shell",          "cwd",
+	"owner",        "priority",       "attempt",
+	"exit_code",    "signal",         "reason",
+	"submitted_at", "started_at",     "finished_at",
+	"queue",        "held",           "run_at",
+	"deps_pending", "timeout_ms",     "kill_after_ms",
+	"retries",      "retry_delay_ms", "retry_on_lost",
+	"array_id",     "array_index",    "array_limit",
+	"stdout",       "stderr",
 };
 
 /* o has exactly the keys of the job object. */
@@ -739,6 +784,18 @@ test_job_json_full(void **state)
 	j.submitted_at = 1700000000123LL;
 	j.started_at = 1700000000130LL;
 	j.finished_at = 1700000004002LL;
+	j.queue = "gpu";
+	j.held = 1;
+	j.run_at = 1700000001000LL;
+	j.deps_pending = 2;
+	j.timeout_ms = 90000;
+	j.kill_after_ms = 0;
+	j.retries = 3;
+	j.retry_delay_ms = 250;
+	j.retry_on_lost = 1;
+	j.array_id = 40;
+	j.array_index = 0;
+	j.array_limit = 4;
 	o = dispatch_job_json(&j);
 	assert_job_keys(o);
 	assert_int_equal(json_integer_value(json_object_get(o, "id")), 42);
@@ -774,6 +831,29 @@ test_job_json_full(void **state)
 	assert_string_equal(jstr(o, "finished_at"), "2023-11-14T22:13:24.002Z");
 	assert_string_equal(jstr(o, "stdout"), "/var/lib/jobd/out/42.out");
 	assert_string_equal(jstr(o, "stderr"), "/var/lib/jobd/out/42.err");
+	assert_string_equal(jstr(o, "queue"), "gpu");
+	assert_true(json_is_true(json_object_get(o, "held")));
+	assert_string_equal(jstr(o, "run_at"), "2023-11-14T22:13:21.000Z");
+	assert_int_equal(json_integer_value(json_object_get(o, "deps_pending")),
+	                 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "timeout_ms")),
+	                 90000);
+	/* 0 is a grace period of its own, not "none". */
+	assert_true(json_is_integer(json_object_get(o, "kill_after_ms")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(o, "kill_after_ms")), 0);
+	assert_int_equal(json_integer_value(json_object_get(o, "retries")), 3);
+	assert_int_equal(
+	    json_integer_value(json_object_get(o, "retry_delay_ms")), 250);
+	assert_true(json_is_true(json_object_get(o, "retry_on_lost")));
+	assert_int_equal(json_integer_value(json_object_get(o, "array_id")),
+	                 40);
+	/* Index 0 of an array is an index. */
+	assert_true(json_is_integer(json_object_get(o, "array_index")));
+	assert_int_equal(json_integer_value(json_object_get(o, "array_index")),
+	                 0);
+	assert_int_equal(json_integer_value(json_object_get(o, "array_limit")),
+	                 4);
 	json_decref(o);
 
 	/* Exit code 0 is a code, not null; a signal is a number. */
@@ -814,6 +894,17 @@ test_job_json_nulls(void **state)
 	assert_true(json_is_null(json_object_get(o, "finished_at")));
 	assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 0);
 	assert_true(json_is_string(json_object_get(o, "stdout")));
+	/* A job read from a version 1 record: the defaults of submit. */
+	assert_string_equal(jstr(o, "queue"), PROTO_DEFAULT_QUEUE);
+	assert_true(json_is_false(json_object_get(o, "held")));
+	assert_true(json_is_null(json_object_get(o, "run_at")));
+	assert_int_equal(json_integer_value(json_object_get(o, "deps_pending")),
+	                 0);
+	assert_true(json_is_null(json_object_get(o, "timeout_ms")));
+	assert_true(json_is_false(json_object_get(o, "retry_on_lost")));
+	assert_true(json_is_null(json_object_get(o, "array_id")));
+	assert_true(json_is_null(json_object_get(o, "array_index")));
+	assert_true(json_is_null(json_object_get(o, "array_limit")));
 	json_decref(o);
 }
 
@@ -844,6 +935,238 @@ test_job_json_reason_not_utf8(void **state)
 		fail_msg("the job object lost its 'reason' key");
 }
 
+/* Submit a shell job with the extra fields (",\"k\":v..."), as me. */
+static json_t *
+submit_with(const char *extra)
+{
+	return (callf(me(),
+	              "{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	              "\"shell\":\"true\"%s}",
+	              extra));
+}
+
+/* The id of the job of an ok submit reply; the reply is released. */
+static int64_t
+submitted_id(json_t *reply)
+{
+	int64_t id;
+
+	reply = assert_ok(reply);
+	id = json_integer_value(
+	    json_object_get(json_object_get(reply, "job"), "id"));
+	json_decref(reply);
+	assert_true(id > 0);
+	return (id);
+}
+
+static void
+test_submit_sched_fields(void **state)
+{
+	json_t *reply, *job;
+	char extra[256];
+	struct job j;
+	int64_t id, at;
+
+	(void)state;
+	/* Defaults. */
+	reply = assert_ok(submit_with(""));
+	job = json_object_get(reply, "job");
+	assert_string_equal(jstr(job, "queue"), PROTO_DEFAULT_QUEUE);
+	assert_true(json_is_false(json_object_get(job, "held")));
+	assert_true(json_is_null(json_object_get(job, "run_at")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(job, "kill_after_ms")),
+	    PROTO_KILL_AFTER_MS);
+	assert_int_equal(
+	    json_integer_value(json_object_get(job, "retry_delay_ms")),
+	    PROTO_RETRY_DELAY_MS);
+	assert_int_equal(json_integer_value(json_object_get(job, "retries")),
+	                 0);
+	assert_true(json_is_null(json_object_get(job, "array_id")));
+	assert_null(json_object_get(reply, "array"));
+	json_decref(reply);
+
+	/* Everything given is kept; a new queue is made on first use. */
+	at = util_now_ms() + 3600000;
+	snprintf(extra, sizeof extra,
+	         ",\"queue\":\"gpu\",\"run_at\":%lld,\"timeout_ms\":5000,"
+	         "\"kill_after_ms\":0,\"retries\":2,\"retry_delay_ms\":10,"
+	         "\"retry_on_lost\":true",
+	         (long long)at);
+	id = submitted_id(submit_with(extra));
+	assert_int_equal(queue_job_get(id, &j), 0);
+	assert_int_equal(j.state, JOB_SCHEDULED);
+	assert_string_equal(j.queue, "gpu");
+	assert_int_equal(j.run_at, at);
+	assert_int_equal(j.timeout_ms, 5000);
+	assert_int_equal(j.kill_after_ms, 0);
+	assert_int_equal(j.retries, 2);
+	assert_int_equal(j.retry_delay_ms, 10);
+	assert_int_equal(j.retry_on_lost, 1);
+	job_clear(&j);
+	reply = assert_ok(
+	    call(me(), "{\"v\":1,\"op\":\"queue\",\"action\":\"list\"}"));
+	assert_int_equal(json_array_size(json_object_get(reply, "queues")), 2);
+	assert_string_equal(
+	    jstr(json_array_get(json_object_get(reply, "queues"), 1), "name"),
+	    "gpu");
+	json_decref(reply);
+
+	/* A start time a little in the past starts now; a minute is a typo. */
+	snprintf(extra, sizeof extra, ",\"run_at\":%lld",
+	         (long long)(util_now_ms() - 1000));
+	id = submitted_id(submit_with(extra));
+	assert_int_equal(fixture_job_state(id), JOB_QUEUED);
+	snprintf(extra, sizeof extra, ",\"run_at\":%lld",
+	         (long long)(util_now_ms() - 120000));
+	assert_error(submit_with(extra), "bad_request", "'run_at'");
+	assert_error(submit_with(",\"queue\":\"-x\""), "bad_request",
+	             "'queue'");
+	assert_error(submit_with(",\"queue\":\"a b\""), "bad_request",
+	             "'queue'");
+}
+
+static void
+test_submit_array(void **state)
+{
+	json_t *reply, *job, *jobs;
+	int64_t aid, ids[8];
+	struct job j;
+
+	(void)state;
+	reply = assert_ok(submit_with(
+	    ",\"array_start\":3,\"array_end\":5,\"array_limit\":1"));
+	aid = json_integer_value(
+	    json_object_get(json_object_get(reply, "array"), "id"));
+	assert_true(aid > 0);
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(reply, "array"), "count")),
+	                 3);
+	/* The job is the first task, just after the array's id. */
+	job = json_object_get(reply, "job");
+	assert_int_equal(json_integer_value(json_object_get(job, "id")),
+	                 aid + 1);
+	assert_int_equal(json_integer_value(json_object_get(job, "array_id")),
+	                 aid);
+	assert_int_equal(
+	    json_integer_value(json_object_get(job, "array_index")), 3);
+	assert_string_equal(jstr(job, "state"), "queued");
+	json_decref(reply);
+	/* No job has the array's id. */
+	assert_int_equal(queue_job_get(aid, &j), 1);
+
+	/* The array's id stands for its tasks, in index order. */
+	reply =
+	    assert_ok(callf(me(), "{\"v\":1,\"op\":\"status\",\"ids\":[%lld]}",
+	                    (long long)aid));
+	jobs = json_object_get(reply, "jobs");
+	assert_int_equal(json_array_size(jobs), 3);
+	for (int i = 0; i < 3; i++) {
+		job = json_array_get(jobs, i);
+		assert_int_equal(json_integer_value(json_object_get(job, "id")),
+		                 aid + 1 + i);
+		assert_int_equal(
+		    json_integer_value(json_object_get(job, "array_index")),
+		    3 + i);
+		assert_string_equal(jstr(job, "state"),
+		                    i == 0 ? "queued" : "blocked");
+		assert_int_equal(
+		    json_integer_value(json_object_get(job, "deps_pending")),
+		    i == 0 ? 0 : 1);
+	}
+	json_decref(reply);
+	/* The next job's id is after the tasks. */
+	assert_int_equal(submit(me(), 0), aid + 4);
+
+	/* Cancelling the array cancels every task (slots pass on). */
+	assert_int_equal(
+	    reply_ids(callf(me(), "{\"v\":1,\"op\":\"cancel\",\"ids\":[%lld]}",
+	                    (long long)aid),
+	              ids, 8),
+	    3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ids[i], aid + 1 + i);
+		assert_int_equal(fixture_job_state(aid + 1 + i), JOB_CANCELLED);
+	}
+
+	assert_error(submit_with(",\"array_start\":5,\"array_end\":4"),
+	             "bad_request", "'array_end'");
+	assert_error(submit_with(",\"array_start\":5"), "bad_request",
+	             "go together");
+	assert_error(submit_with(",\"array_limit\":2"), "bad_request",
+	             "'array_limit'");
+	assert_error(submit_with(",\"array_start\":0,\"array_end\":1000"),
+	             "bad_request", "at most");
+	json_decref(
+	    assert_ok(submit_with(",\"array_start\":0,\"array_end\":999")));
+}
+
+static void
+test_submit_deps(void **state)
+{
+	char extra[128];
+	struct job j;
+	int64_t a, b, c, d, aid;
+	json_t *reply;
+
+	(void)state;
+	a = submit(me(), 0);
+	snprintf(extra, sizeof extra, ",\"after\":[%lld]", (long long)a);
+	b = submitted_id(submit_with(extra));
+	snprintf(extra, sizeof extra, ",\"after_fail\":[%lld,%lld]",
+	         (long long)a, (long long)a);
+	c = submitted_id(submit_with(extra));
+	assert_int_equal(queue_job_get(b, &j), 0);
+	assert_int_equal(j.state, JOB_BLOCKED);
+	assert_int_equal(j.deps_pending, 1);
+	job_clear(&j);
+	assert_int_equal(queue_job_get(c, &j), 0);
+	assert_int_equal(j.deps_pending, 1); /* listed twice, counted once */
+	job_clear(&j);
+	assert_error(submit_with(",\"after_any\":[99999]"), "not_found",
+	             "99999");
+
+	/* a cancelled: b can never start, c can. */
+	json_decref(assert_ok(callf(
+	    me(), "{\"v\":1,\"op\":\"cancel\",\"ids\":[%lld]}", (long long)a)));
+	assert_int_equal(queue_job_get(b, &j), 0);
+	assert_int_equal(j.state, JOB_CANCELLED);
+	snprintf(extra, sizeof extra, "dependency %lld cancelled",
+	         (long long)a);
+	assert_string_equal(j.reason, extra);
+	job_clear(&j);
+	assert_int_equal(fixture_job_state(c), JOB_QUEUED);
+
+	/* A dependency that has ended: met at once, or refused. */
+	snprintf(extra, sizeof extra, ",\"after\":[%lld]", (long long)a);
+	assert_error(submit_with(extra), "invalid_state", "never");
+	snprintf(extra, sizeof extra, ",\"after_any\":[%lld],\"after\":[%lld]",
+	         (long long)a, (long long)c);
+	d = submitted_id(submit_with(extra));
+	assert_int_equal(queue_job_get(d, &j), 0);
+	assert_int_equal(j.state, JOB_BLOCKED);
+	assert_int_equal(j.deps_pending, 1);
+	job_clear(&j);
+
+	/* An array's id: every task is a dependency. */
+	reply = assert_ok(submit_with(",\"array_start\":1,\"array_end\":3"));
+	aid = json_integer_value(
+	    json_object_get(json_object_get(reply, "array"), "id"));
+	json_decref(reply);
+	snprintf(extra, sizeof extra, ",\"after\":[%lld]", (long long)aid);
+	d = submitted_id(submit_with(extra));
+	assert_int_equal(queue_job_get(d, &j), 0);
+	assert_int_equal(j.deps_pending, 3);
+	job_clear(&j);
+
+	/* A purged dependency is named as such. */
+	json_decref(assert_ok(
+	    call(me(), "{\"v\":1,\"op\":\"purge\",\"state\":\"cancelled\"}")));
+	assert_int_equal(fixture_job_state(a), -1);
+	snprintf(extra, sizeof extra, ",\"after_any\":[%lld]", (long long)a);
+	assert_error(submit_with(extra), "not_found", "purged");
+}
+
 int
 main(void)
 {
@@ -866,6 +1189,9 @@ main(void)
 		T(test_job_json_full),
 		T(test_job_json_nulls),
 		T(test_job_json_reason_not_utf8),
+		T(test_submit_sched_fields),
+		T(test_submit_array),
+		T(test_submit_deps),
 	};
 #undef T
 

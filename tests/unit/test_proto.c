@@ -169,6 +169,31 @@ test_decode_valid(void **state)
 		{ "{\"v\":1,\"op\":\"cancel\",\"ids\":[3]}", PROTO_OP_CANCEL },
 		{ "{\"v\":1,\"op\":\"cancel\",\"ids\":[3],\"signal\":\"KILL\"}",
 		  PROTO_OP_CANCEL },
+		{ "{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\",\"argv\":[\"ls\"],"
+		  "\"queue\":\"q.1\",\"run_at\":0,\"after\":[1],"
+		  "\"after_any\":[2],\"after_fail\":[3],\"timeout_ms\":1,"
+		  "\"kill_after_ms\":0,\"retries\":1000,\"retry_delay_ms\":0,"
+		  "\"retry_on_lost\":true,\"array_start\":0,"
+		  "\"array_end\":1000000,\"array_limit\":1000}",
+		  PROTO_OP_SUBMIT },
+		{ "{\"v\":1,\"op\":\"list\",\"queue\":\"q\",\"name\":\"a*\","
+		  "\"since\":1}",
+		  PROTO_OP_LIST },
+		{ "{\"v\":1,\"op\":\"set\",\"ids\":[3],\"priority\":-5}",
+		  PROTO_OP_SET },
+		{ "{\"v\":1,\"op\":\"hold\",\"ids\":[3]}", PROTO_OP_HOLD },
+		{ "{\"v\":1,\"op\":\"release\",\"ids\":[3]}",
+		  PROTO_OP_RELEASE },
+		{ "{\"v\":1,\"op\":\"retry\",\"ids\":[3,4]}", PROTO_OP_RETRY },
+		{ "{\"v\":1,\"op\":\"queue\",\"action\":\"list\"}",
+		  PROTO_OP_QUEUE },
+		{ "{\"v\":1,\"op\":\"queue\",\"action\":\"set\",\"name\":\"q\","
+		  "\"parallel\":100000}",
+		  PROTO_OP_QUEUE },
+		{ "{\"v\":1,\"op\":\"purge\"}", PROTO_OP_PURGE },
+		{ "{\"v\":1,\"op\":\"purge\",\"state\":\"failed\","
+		  "\"older_than_ms\":0}",
+		  PROTO_OP_PURGE },
 		{ "{\"v\":1,\"op\":\"ping\"}", PROTO_OP_PING },
 		{ "{\"op\":\"version\",\"v\":1}", PROTO_OP_VERSION },
 		{ " \n{\"v\":1,\"op\":\"ping\"}\n ", PROTO_OP_PING },
@@ -335,6 +360,33 @@ test_decode_ranges(void **state)
 	                PROTO_EBADMSG, "'priority'");
 	assert_rejected("{\"v\":1,\"op\":\"list\",\"limit\":0}", PROTO_EBADMSG,
 	                "field 'limit': 0 is out of range");
+	/* The scheduling fields (docs/protocol.md, submit). */
+	assert_rejected("{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	                "\"argv\":[\"x\"],\"retries\":-1}",
+	                PROTO_EBADMSG, "field 'retries': -1 is out of range");
+	assert_rejected("{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	                "\"argv\":[\"x\"],\"retries\":1001}",
+	                PROTO_EBADMSG, "'retries'");
+	assert_rejected("{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	                "\"argv\":[\"x\"],\"array_limit\":0}",
+	                PROTO_EBADMSG, "'array_limit'");
+	assert_rejected("{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	                "\"argv\":[\"x\"],\"timeout_ms\":0}",
+	                PROTO_EBADMSG, "'timeout_ms'");
+	assert_rejected("{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	                "\"argv\":[\"x\"],\"queue\":\"\"}",
+	                PROTO_EBADMSG, "'queue'");
+	assert_rejected("{\"v\":1,\"op\":\"submit\",\"cwd\":\"/\","
+	                "\"argv\":[\"x\"],\"array_end\":1000001}",
+	                PROTO_EBADMSG, "'array_end'");
+	assert_rejected("{\"v\":1,\"op\":\"queue\",\"action\":\"set\","
+	                "\"name\":\"q\",\"parallel\":0}",
+	                PROTO_EBADMSG, "'parallel'");
+	assert_rejected("{\"v\":1,\"op\":\"queue\",\"action\":\"set\","
+	                "\"name\":\"q\",\"parallel\":-1}",
+	                PROTO_EBADMSG, "'parallel'");
+	assert_rejected("{\"v\":1,\"op\":\"set\",\"ids\":[1]}", PROTO_EBADMSG,
+	                "'priority' is required");
 	assert_rejected("{\"v\":1,\"op\":\"list\",\"limit\":10001}",
 	                PROTO_EBADMSG, "'limit'");
 	assert_rejected("{\"v\":1,\"op\":\"status\",\"ids\":[-5]}",
@@ -594,6 +646,31 @@ test_signal_name(void **state)
 }
 
 static void
+test_queue_name(void **state)
+{
+	static const char *const good[] = { "default", "a", "0", "q.1_x-y",
+		                            "Z9" };
+	static const char *const bad[] = { "",    "-x",
+		                           ".x",  "_x",
+		                           "a b", "x/y",
+		                           "a\n", "\xc3\xa9t\xc3\xa9",
+		                           "q:1" };
+	char longest[PROTO_QUEUE_NAME_MAX + 2];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		assert_true(proto_queue_name_ok(good[i]));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_false(proto_queue_name_ok(bad[i]));
+	memset(longest, 'q', sizeof longest - 1);
+	longest[PROTO_QUEUE_NAME_MAX] = '\0';
+	assert_true(proto_queue_name_ok(longest));
+	longest[PROTO_QUEUE_NAME_MAX] = 'q';
+	longest[PROTO_QUEUE_NAME_MAX + 1] = '\0';
+	assert_false(proto_queue_name_ok(longest));
+}
+
+static void
 test_states(void **state)
 {
 	static const char *names[JOB_STATE_MAX] = {
@@ -636,6 +713,7 @@ main(void)
 		cmocka_unit_test(test_signal_parse),
 		cmocka_unit_test(test_signal_name),
 		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_queue_name),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
