@@ -1020,15 +1020,26 @@ int64_t
 harness_submit(struct jobd_inst *inst, ...)
 {
 	va_list ap;
-	const char **args, **full;
-	char *out, *err;
-	size_t n = 0;
-	int code;
+	const char **args;
 	int64_t id;
 
 	va_start(ap, inst);
 	args = harness_collect(ap);
 	va_end(ap);
+	id = harness_submit_argv(inst, args);
+	free(args);
+	return (id);
+}
+
+int64_t
+harness_submit_argv(struct jobd_inst *inst, const char *const *args)
+{
+	const char **full;
+	char *out, *err;
+	size_t n = 0;
+	int code;
+	int64_t id;
+
 	while (args[n] != NULL) {
 		n++;
 	}
@@ -1038,7 +1049,6 @@ harness_submit(struct jobd_inst *inst, ...)
 	memcpy(full + 1, args, (n + 1) * sizeof *full);
 	code = harness_jobctl_run(inst, NULL, full, &out, &err);
 	free(full);
-	free(args);
 	if (code != 0) {
 		harness_msg("jobctl submit exited %d; stderr:\n%s\n", code,
 		            err);
@@ -1055,14 +1065,35 @@ harness_submit(struct jobd_inst *inst, ...)
 int64_t
 harness_submit_running(struct jobd_inst *inst, const char *cmd)
 {
+	return (harness_submit_running_argv(inst, cmd, NULL));
+}
+
+int64_t
+harness_submit_running_argv(struct jobd_inst *inst, const char *cmd,
+                            const char *const *args)
+{
 	char marker[PATH_MAX], *shell, state[32];
+	const char **full;
+	size_t n = 0;
 	int64_t id;
 
+	while (args != NULL && args[n] != NULL) {
+		n++;
+	}
+	full = calloc(n + 3, sizeof *full);
+	assert_non_null(full);
+	if (n > 0) {
+		memcpy(full, args, n * sizeof *full);
+	}
 	snprintf(marker, sizeof marker, "%s/marker.%d", inst->dir,
 	         inst->markers++);
 	assert_true(asprintf(&shell, ": > '%s'; %s", marker, cmd) > 0);
-	id = harness_submit(inst, "-c", shell, NULL);
+	full[n] = "-c";
+	full[n + 1] = shell;
+	full[n + 2] = NULL;
+	id = harness_submit_argv(inst, full);
 	free(shell);
+	free(full);
 	if (harness_await_file(marker, HARNESS_EVENT_MS) != 0) {
 		fail_msg("job %lld did not start within %d ms (state %s)",
 		         (long long)id, HARNESS_EVENT_MS,
@@ -1106,6 +1137,13 @@ int64_t
 harness_blocker(struct jobd_inst *inst)
 {
 	return (harness_submit_running(inst, harness_gate_cmd(inst)));
+}
+
+int64_t
+harness_blocker_argv(struct jobd_inst *inst, const char *const *args)
+{
+	return (
+	    harness_submit_running_argv(inst, harness_gate_cmd(inst), args));
 }
 
 int
@@ -1377,5 +1415,248 @@ harness_assert_time(json_t *obj, const char *key)
 	    n != 24) {
 		harness_field_fail(obj, key,
 		                   "a time like 2026-11-27T19:30:00.123Z");
+	}
+}
+
+int64_t
+harness_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+const char *
+harness_format_time(int64_t ms, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+	char day[32];
+
+	gmtime_r(&sec, &tm);
+	strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", day, (int)(ms % 1000));
+	return (buf);
+}
+
+int64_t
+harness_time_ms(json_t *obj, const char *key)
+{
+	const char *s;
+	struct tm tm;
+	int ms;
+
+	harness_assert_time(obj, key);
+	s = json_string_value(json_object_get(obj, key));
+	memset(&tm, 0, sizeof tm);
+	assert_int_equal(sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year,
+	                        &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+	                        &tm.tm_min, &tm.tm_sec, &ms),
+	                 7);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return ((int64_t)timegm(&tm) * 1000 + ms);
+}
+
+/* Run "jobctl [--json] ARGS" (json set: with --json); must exit 0. */
+static char *
+harness_jobctl_out(struct jobd_inst *inst, int json, const char *const *args)
+{
+	const char **full;
+	char *out, *err;
+	size_t n = 0;
+	int code;
+
+	while (args[n] != NULL) {
+		n++;
+	}
+	full = calloc(n + 2, sizeof *full);
+	assert_non_null(full);
+	full[0] = "--json";
+	memcpy(full + 1, args, (n + 1) * sizeof *full);
+	code =
+	    harness_jobctl_run(inst, NULL, json ? full : full + 1, &out, &err);
+	free(full);
+	if (code != 0) {
+		harness_msg("jobctl %s%s %s exited %d; stdout:\n%s\nstderr:\n"
+		            "%s\n",
+		            json ? "--json " : "", args[0],
+		            n > 1 ? args[1] : "", code, out, err);
+		free(out);
+		free(err);
+		fail();
+	}
+	free(err);
+	return (out);
+}
+
+char *
+harness_jobctl_ok(struct jobd_inst *inst, ...)
+{
+	va_list ap;
+	const char **args;
+	char *out;
+
+	va_start(ap, inst);
+	args = harness_collect(ap);
+	va_end(ap);
+	out = harness_jobctl_out(inst, 0, args);
+	free(args);
+	return (out);
+}
+
+json_t *
+harness_jobctl_json(struct jobd_inst *inst, ...)
+{
+	va_list ap;
+	const char **args;
+	char *out;
+	json_t *j;
+
+	va_start(ap, inst);
+	args = harness_collect(ap);
+	va_end(ap);
+	out = harness_jobctl_out(inst, 1, args);
+	free(args);
+	j = harness_json(out);
+	free(out);
+	return (j);
+}
+
+char *
+harness_jobctl_refused_argv(struct jobd_inst *inst, int code,
+                            const char *const *args)
+{
+	char *out, *err, line[1024];
+	size_t len = 0;
+	int got = harness_jobctl_run(inst, NULL, args, &out, &err);
+
+	if (got != code || strlen(err) == 0 || strlen(out) != 0) {
+		line[0] = '\0';
+		for (int i = 0; args[i] != NULL && len < sizeof line; i++) {
+			len += (size_t)snprintf(line + len, sizeof line - len,
+			                        " '%s'", args[i]);
+		}
+		harness_msg("jobctl%s: exit %d (expected %d and a message), "
+		            "stdout '%s', stderr '%s'\n",
+		            line, got, code, out, err);
+		free(out);
+		free(err);
+		fail();
+	}
+	free(out);
+	return (err);
+}
+
+char *
+harness_jobctl_refused(struct jobd_inst *inst, int code, ...)
+{
+	va_list ap;
+	const char **args;
+	char *err;
+
+	va_start(ap, code);
+	args = harness_collect(ap);
+	va_end(ap);
+	err = harness_jobctl_refused_argv(inst, code, args);
+	free(args);
+	return (err);
+}
+
+char *
+harness_ids_text(json_t *jobs)
+{
+	json_t *ids = json_array(), *job;
+	size_t i;
+	char *text;
+
+	assert_true(json_is_array(jobs));
+	json_array_foreach(jobs, i, job)
+	{
+		json_array_append(ids, json_object_get(job, "id"));
+	}
+	text = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	return (text);
+}
+
+char *
+harness_stamp_cmd(const char *path, const char *label, const char *body)
+{
+	char *cmd;
+
+	assert_true(asprintf(&cmd,
+	                     "echo \"s %s $(date +%%s%%N)\" >> '%s'; %s; "
+	                     "echo \"e %s $(date +%%s%%N)\" >> '%s'",
+	                     label, path, body, label, path) > 0);
+	return (cmd);
+}
+
+struct harness_stamp {
+	long long ns;
+	int delta; /* +1 start, -1 end */
+};
+
+static int
+harness_stamp_cmp(const void *a, const void *b)
+{
+	const struct harness_stamp *x = a, *y = b;
+
+	if (x->ns != y->ns) {
+		return (x->ns < y->ns ? -1 : 1);
+	}
+	return (x->delta - y->delta); /* an end before a start at a tie */
+}
+
+int
+harness_stamps_overlap(const char *path, size_t *n)
+{
+	char *text = harness_read_file(path, NULL), *line, *save = NULL;
+	char *last, *end;
+	struct harness_stamp *s = NULL;
+	size_t count = 0, starts = 0;
+	int now = 0, most = 0;
+
+	if (text == NULL) {
+		fail_msg("no stamp file %s", path);
+	}
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		s = realloc(s, (count + 1) * sizeof *s);
+		assert_non_null(s);
+		last = strrchr(line, ' ');
+		if ((line[0] != 's' && line[0] != 'e') || line[1] != ' ' ||
+		    last == NULL ||
+		    (s[count].ns = strtoll(last + 1, &end, 10)) <= 0 ||
+		    *end != '\0') {
+			fail_msg("%s: bad stamp line '%s'", path, line);
+		}
+		s[count].delta = line[0] == 's' ? 1 : -1;
+		starts += line[0] == 's';
+		count++;
+	}
+	free(text);
+	if (count != 2 * starts) {
+		free(s);
+		fail_msg("%s: %zu starts but %zu ends", path, starts,
+		         count - starts);
+	}
+	qsort(s, count, sizeof *s, harness_stamp_cmp);
+	for (size_t i = 0; i < count; i++) {
+		now += s[i].delta;
+		most = now > most ? now : most;
+	}
+	free(s);
+	*n = starts;
+	return (most);
+}
+
+void
+harness_assert_absent(const char *path)
+{
+	if (access(path, F_OK) == 0 || errno != ENOENT) {
+		fail_msg("%s exists (or cannot be checked: %s)", path,
+		         strerror(errno));
 	}
 }

@@ -136,11 +136,17 @@ int64_t harness_submit(struct jobd_inst *, ...) __attribute__((sentinel));
 /* Parse "ID\n" as printed by submit (err is shown on failure). */
 int64_t harness_parse_id(const char *, const char *);
 
+/* harness_submit with its arguments as an array (NULL-terminated). */
+int64_t harness_submit_argv(struct jobd_inst *, const char *const *);
+
 /*
  * Submit shell command cmd prefixed by the creation of a marker file, and
  * wait until the marker exists: the job is running when this returns.
  */
 int64_t harness_submit_running(struct jobd_inst *, const char *);
+/* The same with more submit arguments (NULL-terminated, may be NULL). */
+int64_t harness_submit_running_argv(struct jobd_inst *, const char *,
+                                    const char *const *);
 
 /*
  * The gate: a fifo DIR/gate the harness holds open. A job that runs
@@ -152,6 +158,8 @@ void harness_gate_release(struct jobd_inst *);
 
 /* A job blocked on the gate, running when this returns. */
 int64_t harness_blocker(struct jobd_inst *);
+/* The same with more submit arguments (-q QUEUE...; NULL-terminated). */
+int64_t harness_blocker_argv(struct jobd_inst *, const char *const *);
 
 /* "jobctl wait ID --timeout HARNESS_WAIT_S": returns its exit code. */
 int harness_wait(struct jobd_inst *, int64_t);
@@ -214,5 +222,54 @@ void harness_msg(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /* Monotonic milliseconds. */
 int64_t harness_now_ms(void);
+
+/* A job id as text, in buf (an array): HARNESS_ID(buf, id). */
+#define HARNESS_ID(buf, id)                                                    \
+	(snprintf((buf), sizeof(buf), "%lld", (long long)(id)), (buf))
+
+/* Wall-clock milliseconds since the epoch (jobd's times are wall-clock). */
+int64_t harness_wall_ms(void);
+
+/* ms since the epoch as jobd writes times (2026-11-27T19:30:00.123Z). */
+const char *harness_format_time(int64_t, char *, size_t);
+
+/* The time in field key (as harness_assert_time) in ms since the epoch. */
+int64_t harness_time_ms(json_t *, const char *);
+
+/* "jobctl ARGS..." must exit 0: returns its stdout (caller frees). */
+char *harness_jobctl_ok(struct jobd_inst *, ...) __attribute__((sentinel));
+
+/* "jobctl --json ARGS..." must exit 0: its output parsed (caller decrefs). */
+json_t *harness_jobctl_json(struct jobd_inst *, ...) __attribute__((sentinel));
+
+/*
+ * "jobctl ARGS..." must exit with code and say why on stderr, and print
+ * nothing on stdout: returns its stderr (caller frees).
+ */
+char *harness_jobctl_refused(struct jobd_inst *, int, ...)
+    __attribute__((sentinel));
+char *harness_jobctl_refused_argv(struct jobd_inst *, int, const char *const *);
+
+/* The ids of an array of job objects as JSON text, "[3,2,1]" (to free). */
+char *harness_ids_text(json_t *);
+
+/*
+ * Stamps: a job that runs harness_stamp_cmd(path, label, body) appends
+ * "s LABEL NS" to path when it starts, runs body, then appends "e LABEL NS"
+ * (NS from date +%s%N; label may hold shell expansions such as
+ * $JOBD_ARRAY_INDEX). Returns the command (caller frees).
+ */
+char *harness_stamp_cmd(const char *, const char *, const char *);
+
+/*
+ * The most jobs of a stamp file that ran at once, from their own stamps.
+ * Sets *n to the number of starts; fails the test if there are not as many
+ * ends, or a line does not parse. Stamps fall inside a job's real run, so
+ * this never counts more overlap than there was.
+ */
+int harness_stamps_overlap(const char *, size_t *);
+
+/* Fail unless path does not exist. */
+void harness_assert_absent(const char *);
 
 #endif
