@@ -2,7 +2,7 @@
  * jobd-supervisor: the parent of one running job (DESIGN.md, "Processes").
  *
  *   jobd-supervisor --id ID --state-dir DIR --cwd DIR [--uid UID --gid GID]
- *       [--timeout MS] [--kill-after MS] [--env-fd FD]
+ *       [--attempt N] [--timeout MS] [--kill-after MS] [--env-fd FD]
  *       (--shell CMD | -- PROGRAM [ARG...])
  *
  * jobd starts one per job. The job's environment comes on --env-fd (NUL-
@@ -104,6 +104,7 @@ struct sup {
 	gid_t gid;
 	int64_t kill_after;
 	int64_t timeout;   /* --timeout in ms, or -1 */
+	int64_t attempt;   /* --attempt: after the first, output appends */
 	const char *shell; /* --shell CMD, or NULL */
 	char **argv;       /* PROGRAM ARG..., or NULL */
 	char **env;        /* the job's environment, NULL-terminated */
@@ -127,7 +128,8 @@ struct sup {
 static const char sup_usage_text[] =
     "usage: jobd-supervisor --id ID --state-dir DIR --cwd DIR"
     " [--uid UID --gid GID]\n"
-    "           [--timeout MS] [--kill-after MS] [--env-fd FD]\n"
+    "           [--attempt N] [--timeout MS] [--kill-after MS]"
+    " [--env-fd FD]\n"
     "           (--shell CMD | -- PROGRAM [ARG...])\n";
 
 static char sup_log_prefix[64] = "jobd-supervisor";
@@ -160,7 +162,7 @@ static void
 sup_parse(int argc, char **argv, struct sup *s)
 {
 	const char *id = NULL, *uid = NULL, *gid = NULL, *kill_after = NULL;
-	const char *env_fd = NULL, *timeout = NULL;
+	const char *env_fd = NULL, *timeout = NULL, *attempt = NULL;
 	const char **slot;
 	long long v;
 	int i;
@@ -186,6 +188,8 @@ sup_parse(int argc, char **argv, struct sup *s)
 			slot = &kill_after;
 		else if (strcmp(argv[i], "--timeout") == 0)
 			slot = &timeout;
+		else if (strcmp(argv[i], "--attempt") == 0)
+			slot = &attempt;
 		else if (strcmp(argv[i], "--shell") == 0)
 			slot = &s->shell;
 		else if (strcmp(argv[i], "--env-fd") == 0)
@@ -226,6 +230,12 @@ sup_parse(int argc, char **argv, struct sup *s)
 		if (util_parse_int(kill_after, 0, INT_MAX, &v) == -1)
 			sup_usage("--kill-after must be a number of ms");
 		s->kill_after = v;
+	}
+	s->attempt = 1;
+	if (attempt != NULL) {
+		if (util_parse_int(attempt, 1, INT64_MAX, &v) == -1)
+			sup_usage("--attempt must be a positive number");
+		s->attempt = v;
 	}
 	s->timeout = -1;
 	if (timeout != NULL) {
@@ -352,7 +362,10 @@ sup_open_output(const struct sup *s, enum outcome_file which, struct outcome *o)
 
 	if (outcome_path(path, sizeof path, s->state, s->id, which) == -1)
 		fatalx("state folder path too long");
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	/* A later attempt adds to the output of the earlier ones. */
+	fd = open(path,
+	          O_WRONLY | O_CREAT | (s->attempt > 1 ? O_APPEND : O_TRUNC) |
+	              O_CLOEXEC | O_NOFOLLOW,
 	          0640);
 	if (fd == -1) {
 		sup_reason(o, "cannot create output file %s: %s", path,

@@ -168,7 +168,7 @@ worker_env_fd(const struct job *j)
 static char **
 worker_argv(const struct job *j)
 {
-	size_t n = 22, k = 0; /* options, values and the NULL */
+	size_t n = 24, k = 0; /* options, values and the NULL */
 	char **v;
 
 	for (int i = 0; j->argv != NULL && j->argv[i] != NULL; i++)
@@ -181,6 +181,8 @@ worker_argv(const struct job *j)
 	v[k++] = xstrdup(jobd_conf.state_dir);
 	v[k++] = xstrdup("--cwd");
 	v[k++] = xstrdup(j->cwd);
+	v[k++] = xstrdup("--attempt");
+	v[k++] = xasprintf("%lld", (long long)j->attempt);
 	v[k++] = xstrdup("--kill-after");
 	v[k++] = xasprintf("%lld", (long long)j->kill_after_ms);
 	if (j->timeout_ms > 0) {

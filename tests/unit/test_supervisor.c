@@ -939,6 +939,31 @@ test_timeout_usage(void **state)
 	assert_int_equal(access(f->run, F_OK), -1);
 }
 
+/* The first attempt starts the output afresh; a later one adds to it. */
+static void
+test_attempt_output(void **state)
+{
+	struct fixture *f = *state;
+	const char *first[] = { "--cwd", "/",       "--attempt",
+		                "1",     "--shell", "echo one; echo e1 >&2",
+		                NULL };
+	const char *second[] = { "--cwd", "/",       "--attempt",
+		                 "2",     "--shell", "echo two; echo e2 >&2",
+		                 NULL };
+	const char *bad[] = {
+		"--cwd", "/", "--attempt", "0", "--", "true", NULL
+	};
+	struct outcome o;
+
+	run_outcome(f, first, NULL, &o);
+	run_outcome(f, second, NULL, &o);
+	assert_file_equal(f->out, "one\ntwo\n");
+	assert_file_equal(f->err, "e1\ne2\n");
+	run_outcome(f, first, NULL, &o);
+	assert_file_equal(f->out, "one\n");
+	run_sup(f, bad, NULL, 2);
+}
+
 /* As root: the job runs as the given uid/gid with that user's groups. */
 static void
 test_identity(void **state)
@@ -1019,6 +1044,7 @@ main(void)
 		TEST(test_timeout_not_reached),
 		TEST(test_timeout_after_cancel),
 		TEST(test_timeout_usage),
+		TEST(test_attempt_output),
 		TEST(test_identity),
 	};
 
