@@ -84,7 +84,6 @@ static const char queue_schema_v2[] =
     "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE state >= 4;"
     "CREATE INDEX jobs_finished_owner ON jobs(uid, finished_at)"
     " WHERE state >= 4;"
-    "CREATE INDEX jobs_submitted ON jobs(submitted_at);"
     "CREATE INDEX jobs_array ON jobs(array_id, array_index)"
     " WHERE array_id IS NOT NULL;"
     "CREATE INDEX jobs_array_wait ON jobs(array_id, array_index)"
