@@ -87,6 +87,13 @@ ctl_cmd_parse(struct ctl_ctx *ctx, int argc, char **argv, struct ctl_args *args)
 		}
 		if (ch == CTL_OPT_JSON)
 			ctx->json = 1;
+		/* A value given twice: which one was meant? */
+		if (optarg != NULL && args->count[ch] > 0)
+			return (ctl_usage_error(
+			    ctx->op,
+			    "an option is given twice (again with '%s'); give "
+			    "it once",
+			    optarg));
 		args->opts[ch] = optarg != NULL ? optarg : "";
 		args->count[ch]++;
 		lastarg = optarg;
@@ -287,13 +294,16 @@ ctl_print_jobs(struct ctl_ctx *ctx, json_t *jobs)
 }
 
 /*
- * Jobs as status prints them: one as a block (JSON: the object), several as
- * a table (JSON: an array).
+ * Jobs as status prints them, for the ids asked: one job asked by its own
+ * id as a block (JSON: the object); otherwise, an array's id among them, a
+ * table (JSON: an array), however many jobs come back.
  */
 static void
-ctl_print_status(struct ctl_ctx *ctx, json_t *jobs)
+ctl_print_status(struct ctl_ctx *ctx, json_t *jobs, json_t *ids)
 {
-	if (json_array_size(jobs) != 1)
+	if (json_array_size(ids) != 1 || json_array_size(jobs) != 1 ||
+	    ctl_job_id(json_array_get(jobs, 0)) !=
+	        json_integer_value(json_array_get(ids, 0)))
 		ctl_print_jobs(ctx, jobs);
 	else if (ctx->json)
 		output_json(json_array_get(jobs, 0));
@@ -549,12 +559,6 @@ ctl_submit_deps(struct ctl_ctx *ctx, struct ctl_args *args, const char *key,
 
 	if (arg == NULL)
 		return (CTL_EXIT_OK);
-	/* opts keeps the last one only: better refused than lost. */
-	if (args->count[opt] > 1)
-		return (ctl_usage_error(ctx->op,
-		                        "%s is given twice; give it once with "
-		                        "the ids separated by commas",
-		                        name));
 	ids = json_array();
 	p = copy = xstrdup(arg);
 	do {
@@ -788,7 +792,7 @@ ctl_exec_status(struct ctl_ctx *ctx, struct ctl_args *args)
 	if ((jobs = ctl_reply_jobs(reply, args->argc)) == NULL)
 		rv = CTL_EXIT_PROTOCOL;
 	else
-		ctl_print_status(ctx, jobs);
+		ctl_print_status(ctx, jobs, json_object_get(req, "ids"));
 out:
 	json_decref(reply);
 	json_decref(req);
@@ -1073,7 +1077,7 @@ ctl_wait_done(struct ctl_ctx *ctx, json_t *ids, json_t *reply)
 		if ((code = ctl_wait_code(job)) != 0 && rv == CTL_EXIT_OK)
 			rv = code;
 	}
-	ctl_print_status(ctx, jobs);
+	ctl_print_status(ctx, jobs, ids);
 	return (rv);
 }
 
@@ -1226,7 +1230,7 @@ ctl_ids_call(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
 	if ((jobs = ctl_reply_jobs(reply, args->argc)) == NULL)
 		rv = CTL_EXIT_PROTOCOL;
 	else
-		ctl_print_status(ctx, jobs);
+		ctl_print_status(ctx, jobs, json_object_get(req, "ids"));
 out:
 	json_decref(reply);
 	json_decref(req);

@@ -1,17 +1,43 @@
 /*
- * wait: answer when every job asked (an array's id: its tasks) has ended. Until
- * then the request is parked on the first job still going; each time that job
- * changes it runs again. At its deadline (timeout_ms, at most
- * PROTO_MAX_PARK_MS) it answers
+ * wait: answer when every job asked (an array's id: its tasks) has ended,
+ * with the jobs as status shows them. Until then the request is parked on
+ * the first job still going; each time that job changes it runs again. At
+ * its deadline (timeout_ms, at most PROTO_MAX_PARK_MS) it answers
  * {"done": false} and the client asks again.
  */
 #include "jobd.h"
 
+/* Every job of r's ids, as status shows it; NULL after answering r. */
+static json_t *
+cmd_wait_jobs(struct request *r)
+{
+	json_t *jobs = json_array(), *e, *o;
+	struct job j;
+	size_t i;
+
+	json_array_foreach(json_object_get(r->req, "ids"), i, e)
+	{
+		if (dispatch_job_get(r, json_integer_value(e), &j) != 0) {
+			json_decref(jobs);
+			return (NULL);
+		}
+		o = dispatch_job_detail(&j);
+		job_clear(&j);
+		if (o == NULL) {
+			dispatch_error(r, PROTO_ESTORAGE,
+			               "storage unavailable");
+			json_decref(jobs);
+			return (NULL);
+		}
+		json_array_append_new(jobs, o);
+	}
+	return (jobs);
+}
+
 enum cmd_result
 cmd_wait_exec(struct request *r)
 {
-	json_t *ids = json_object_get(r->req, "ids"), *e, *jobs;
-	json_t *t = json_object_get(r->req, "timeout_ms");
+	json_t *t = json_object_get(r->req, "timeout_ms"), *e, *jobs;
 	int64_t timeout = t != NULL ? json_integer_value(t) : PROTO_MAX_PARK_MS;
 	int64_t pending = 0;
 	struct job j;
@@ -19,25 +45,21 @@ cmd_wait_exec(struct request *r)
 
 	if (dispatch_expand_ids(r, CMD_ANY) != 0)
 		return (CMD_DONE);
-	ids = json_object_get(r->req, "ids");
-	jobs = json_array();
-	json_array_foreach(ids, i, e)
+	json_array_foreach(json_object_get(r->req, "ids"), i, e)
 	{
-		if (dispatch_job_get(r, json_integer_value(e), &j) != 0) {
-			json_decref(jobs);
+		if (dispatch_job_get(r, json_integer_value(e), &j) != 0)
 			return (CMD_DONE);
-		}
+		/* Every id is checked, so a bad one is refused at once. */
 		if (!JOB_TERMINAL(j.state) && pending == 0)
 			pending = j.id;
-		json_array_append_new(jobs, dispatch_job_json(&j));
 		job_clear(&j);
 	}
 	if (pending == 0) {
-		dispatch_reply(r, json_pack("{s:b, s:b, s:o}", "ok", 1, "done",
-		                            1, "jobs", jobs));
+		if ((jobs = cmd_wait_jobs(r)) != NULL)
+			dispatch_reply(r, json_pack("{s:b, s:b, s:o}", "ok", 1,
+			                            "done", 1, "jobs", jobs));
 		return (CMD_DONE);
 	}
-	json_decref(jobs);
 	if (r->expired || timeout == 0) {
 		dispatch_reply(r, json_pack("{s:b, s:b}", "ok", 1, "done", 0));
 		return (CMD_DONE);

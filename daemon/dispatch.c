@@ -220,9 +220,15 @@ dispatch_shutdown(void)
 static void
 dispatch_not_found(struct request *r, int64_t id)
 {
-	int64_t last = queue_last_id();
+	int64_t last = queue_last_id(), task;
 
-	if (last >= id)
+	if (queue_array_tasks(id, CMD_ANY, &task, 1) == 1)
+		dispatch_error(
+		    r, PROTO_ENOTFOUND,
+		    "%lld is an array's id, not a job's: give one of "
+		    "its tasks (%lld, ...)",
+		    (long long)id, (long long)task);
+	else if (last >= id)
 		dispatch_error(r, PROTO_ENOTFOUND,
 		               "job %lld was purged (or never was a job)",
 		               (long long)id);
@@ -330,6 +336,8 @@ dispatch_jobs_check(struct request *r, int mask)
 			dispatch_error(r, PROTO_ESTATE,
 			               JOB_TERMINAL(j.state)
 			                   ? "job %lld has already ended (%s)"
+			               : mask == CMD_ENDED
+			                   ? "job %lld has not ended (it is %s)"
 			                   : "job %lld is %s",
 			               (long long)j.id,
 			               proto_state_name(j.state));
@@ -351,7 +359,7 @@ enum cmd_result
 dispatch_each_job(struct request *r, int mask,
                   int (*fn)(struct request *, int64_t))
 {
-	json_t *jobs, *e;
+	json_t *jobs, *e, *o;
 	struct job j;
 	size_t i;
 
@@ -368,8 +376,15 @@ dispatch_each_job(struct request *r, int mask,
 			               "storage unavailable");
 			return (CMD_DONE);
 		}
-		json_array_append_new(jobs, dispatch_job_json(&j));
+		o = dispatch_job_detail(&j);
 		job_clear(&j);
+		if (o == NULL) {
+			json_decref(jobs);
+			dispatch_error(r, PROTO_ESTORAGE,
+			               "storage unavailable");
+			return (CMD_DONE);
+		}
+		json_array_append_new(jobs, o);
 	}
 	sched_kick();
 	dispatch_reply(r, json_pack("{s:b, s:o}", "ok", 1, "jobs", jobs));
@@ -491,5 +506,59 @@ dispatch_job_json(const struct job *j)
 	json_object_set_new(o, "array_limit", dispatch_opt(j->array_limit));
 	json_object_set_new(o, "stdout", dispatch_path(j->id, OUTCOME_STDOUT));
 	json_object_set_new(o, "stderr", dispatch_path(j->id, OUTCOME_STDERR));
+	return (o);
+}
+
+static const char *const dispatch_dep_types[] = {
+	[DEP_OK] = "ok",
+	[DEP_ANY] = "any",
+	[DEP_FAIL] = "fail",
+};
+
+static void
+dispatch_dep_json(int64_t id, int type, void *arg)
+{
+	if (type < 0 || type > DEP_FAIL)
+		type = DEP_OK;
+	json_array_append_new(arg, json_pack("{s:I, s:s}", "id", (json_int_t)id,
+	                                     "type", dispatch_dep_types[type]));
+}
+
+static void
+dispatch_attempt_json(const struct job *a, void *arg)
+{
+	json_t *o = json_pack("{s:I, s:s}", "attempt", (json_int_t)a->attempt,
+	                      "state", proto_state_name(a->state));
+
+	json_object_set_new(o, "exit_code",
+	                    a->has_exit ? json_integer(a->exit_code)
+	                                : json_null());
+	json_object_set_new(
+	    o, "signal", a->signal > 0 ? json_integer(a->signal) : json_null());
+	json_object_set_new(o, "reason", proto_text(a->reason));
+	json_object_set_new(o, "started_at", dispatch_time(a->started_at));
+	json_object_set_new(o, "finished_at", dispatch_time(a->finished_at));
+	json_array_append_new(arg, o);
+}
+
+/*
+ * The job object with what status shows beside it: "after" (its
+ * dependencies) and "attempts" (its ended attempts, oldest first). NULL if
+ * the store fails.
+ */
+json_t *
+dispatch_job_detail(const struct job *j)
+{
+	json_t *o = dispatch_job_json(j), *deps, *attempts;
+
+	deps = json_array();
+	attempts = json_array();
+	json_object_set_new(o, "after", deps);
+	json_object_set_new(o, "attempts", attempts);
+	if (queue_deps(j->id, dispatch_dep_json, deps) != 0 ||
+	    queue_attempts(j->id, dispatch_attempt_json, attempts) != 0) {
+		json_decref(o);
+		return (NULL);
+	}
 	return (o);
 }

@@ -140,6 +140,7 @@ int dispatch_jobs_check(struct request *, int);
 enum cmd_result dispatch_each_job(struct request *, int,
                                   int (*)(struct request *, int64_t));
 json_t *dispatch_job_json(const struct job *);
+json_t *dispatch_job_detail(const struct job *);
 
 /* cmd-*.c */
 enum cmd_result cmd_submit_exec(struct request *);

@@ -84,6 +84,7 @@ static const char queue_schema_v2[] =
     "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE state >= 4;"
     "CREATE INDEX jobs_finished_owner ON jobs(uid, finished_at)"
     " WHERE state >= 4;"
+    "CREATE INDEX jobs_submitted ON jobs(submitted_at);"
     "CREATE INDEX jobs_array ON jobs(array_id, array_index)"
     " WHERE array_id IS NOT NULL;"
     "CREATE INDEX jobs_array_wait ON jobs(array_id, array_index)"
@@ -722,7 +723,7 @@ queue_job_list(const struct job_filter *f, void (*cb)(struct job *, void *),
 {
 	static sqlite3_stmt *cache[1 << 5];
 	sqlite3_stmt *st;
-	char sql[512];
+	char sql[1024];
 	int mask;
 
 	if (f == NULL) { /* queue_close(): forget the statements */
@@ -742,7 +743,11 @@ queue_job_list(const struct job_filter *f, void (*cb)(struct job *, void *),
 		         mask & 2 ? " AND uid = ?3" : "",
 		         mask & 4 ? " AND queue = ?4" : "",
 		         mask & 8 ? " AND name GLOB ?5" : "",
-		         mask & 16 ? " AND submitted_at >= ?6" : "");
+		         /* The first such id bounds the walk down the ids. */
+		         mask & 16 ? " AND submitted_at >= ?6 AND id >= "
+		                     "(SELECT min(id) FROM jobs INDEXED BY "
+		                     "jobs_submitted WHERE submitted_at >= ?6)"
+		                   : "");
 		if (sqlite3_prepare_v3(queue_db, sql, -1,
 		                       SQLITE_PREPARE_PERSISTENT, &st,
 		                       NULL) != SQLITE_OK)

@@ -134,6 +134,15 @@ test_array_submit_json(void **state)
 	harness_assert_int(json_array_get(job, 2), "array_index", 7);
 	harness_assert_int(json_array_get(job, 2), "id", array + 3);
 	json_decref(job);
+
+	/* An array of one task is still an array to status --json. */
+	array = harness_submit(inst, "--array", "4", "--", "true", NULL);
+	assert_int_equal(harness_wait(inst, array), 0);
+	job = status_all(inst, array);
+	assert_int_equal(json_array_size(job), 1);
+	harness_assert_int(json_array_get(job, 0), "id", array + 1);
+	harness_assert_int(json_array_get(job, 0), "array_index", 4);
+	json_decref(job);
 }
 
 /*

@@ -406,6 +406,8 @@ test_hold_finished(void **state)
 static void
 test_bad_other(void **state)
 {
+	char *msg;
+
 	(void)state;
 	REFUSED(2, "set", fx.f);
 	REFUSED(2, "set", fx.f, "--priority", "high");
@@ -417,6 +419,14 @@ test_bad_other(void **state)
 	REFUSED(2, "purge", "--state", "bogus");
 	raw("{\"v\":1,\"op\":\"set\",\"ids\":[1]}", "bad_request");
 	raw("{\"v\":1,\"op\":\"purge\",\"state\":\"queued\"}", "bad_request");
+	/* A value given twice: refused rather than one of them dropped. */
+	msg = refused(2, "submit", "-c", "true", "-c", "false", NULL);
+	assert_non_null(strstr(msg, "given twice"));
+	free(msg);
+	REFUSED(2, "submit", "--retries", "1", "--retries", "2", "--", "true");
+	/* Two types for one dependency: which one? */
+	REFUSED(1, "submit", "--after", fx.s, "--after-any", fx.s, "--",
+	        "true");
 }
 
 int
