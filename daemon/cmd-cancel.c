@@ -10,21 +10,11 @@
 
 #include "jobd.h"
 
-/* Has job id ended (by an earlier cancel of this request)? */
-static int
-cmd_cancel_ended(int64_t id)
-{
-	struct job j;
-	int ended = 0;
-
-	if (queue_job_get(id, &j) == 0) {
-		ended = JOB_TERMINAL(j.state);
-		job_clear(&j);
-	}
-	return (ended);
-}
-
-/* Cancel job id (checked: not ended) now or, if it runs, via its signal. */
+/*
+ * Cancel job id (checked: not ended when the request came) now or, if it
+ * runs, via its signal. One that an earlier cancel of this request ended
+ * (a dependent) is reported cancelled as it is.
+ */
 static int
 cmd_cancel_one(int64_t id, int sig, int64_t now, json_t *out)
 {
@@ -33,6 +23,13 @@ cmd_cancel_one(int64_t id, int sig, int64_t now, json_t *out)
 
 	if (queue_job_get(id, &j) != 0)
 		return (-1);
+	if (JOB_TERMINAL(j.state)) {
+		json_array_append_new(out, json_pack("{s:I, s:s}", "id",
+		                                     (json_int_t)id, "state",
+		                                     "cancelled"));
+		job_clear(&j);
+		return (0);
+	}
 	running = j.state == JOB_RUNNING;
 	if (queue_job_cancel(id, running, now, NULL) != 0 ||
 	    (!running && sched_job_done(id, JOB_CANCELLED, j.array_id,
@@ -73,13 +70,6 @@ cmd_cancel_exec(struct request *r)
 	out = json_array();
 	json_array_foreach(ids, i, e)
 	{
-		/* An earlier one's dependents may have ended with it. */
-		if (cmd_cancel_ended(json_integer_value(e))) {
-			json_array_append_new(out,
-			                      json_pack("{s:O, s:s}", "id", e,
-			                                "state", "cancelled"));
-			continue;
-		}
 		if (cmd_cancel_one(json_integer_value(e), sig, now, out) != 0) {
 			json_decref(out);
 			dispatch_error(r, PROTO_ESTORAGE,

@@ -26,7 +26,6 @@ cmd_retry_one(struct request *r, int64_t id)
 			state = JOB_BLOCKED;
 	}
 	job_clear(&j);
-	dispatch_job_changed(id, 0);
 	(void)r;
 	return (queue_job_requeue(id, state, 0, NULL, 1));
 }

@@ -134,7 +134,6 @@ cmd_submit_deps(struct request *r, struct cmd_deps *d)
 	static const char *const fields[] = { "after", "after_any",
 		                              "after_fail" };
 	static const int types[] = { DEP_OK, DEP_ANY, DEP_FAIL };
-	json_t *saved = json_incref(json_object_get(r->req, "ids"));
 	json_t *ids, *e;
 	struct job j;
 	size_t i, k, k2;
@@ -144,13 +143,10 @@ cmd_submit_deps(struct request *r, struct cmd_deps *d)
 	for (k = 0; k < 3 && rv == 0; k++) {
 		if ((ids = json_object_get(r->req, fields[k])) == NULL)
 			continue;
-		/* dispatch_expand_ids works on "ids": lend it this list. */
-		json_object_set(r->req, "ids", ids);
-		if (dispatch_expand_ids(r, CMD_ANY) != 0) {
+		if ((ids = dispatch_expand(r, ids, CMD_ANY)) == NULL) {
 			rv = -1;
 			break;
 		}
-		ids = json_object_get(r->req, "ids");
 		json_array_foreach(ids, i, e)
 		{
 			if (dispatch_job_get(r, json_integer_value(e), &j) !=
@@ -191,9 +187,7 @@ cmd_submit_deps(struct request *r, struct cmd_deps *d)
 			d->types[d->n] = types[k];
 			d->met[d->n] = 0;
 			if (JOB_TERMINAL(j.state)) {
-				if (!((types[k] == DEP_ANY) ||
-				      (types[k] == DEP_OK) ==
-				          (j.state == JOB_SUCCEEDED))) {
+				if (!sched_dep_ok(types[k], j.state)) {
 					dispatch_error(
 					    r, PROTO_ESTATE,
 					    "job %lld has ended %s: --%s can "
@@ -212,11 +206,8 @@ cmd_submit_deps(struct request *r, struct cmd_deps *d)
 			d->n++;
 			job_clear(&j);
 		}
+		json_decref(ids);
 	}
-	if (saved != NULL)
-		json_object_set_new(r->req, "ids", saved);
-	else
-		json_object_del(r->req, "ids");
 	if (rv != 0)
 		cmd_deps_free(d);
 	return (rv);

@@ -7,33 +7,6 @@
  */
 #include "jobd.h"
 
-/* Every job of r's ids, as status shows it; NULL after answering r. */
-static json_t *
-cmd_wait_jobs(struct request *r)
-{
-	json_t *jobs = json_array(), *e, *o;
-	struct job j;
-	size_t i;
-
-	json_array_foreach(json_object_get(r->req, "ids"), i, e)
-	{
-		if (dispatch_job_get(r, json_integer_value(e), &j) != 0) {
-			json_decref(jobs);
-			return (NULL);
-		}
-		o = dispatch_job_detail(&j);
-		job_clear(&j);
-		if (o == NULL) {
-			dispatch_error(r, PROTO_ESTORAGE,
-			               "storage unavailable");
-			json_decref(jobs);
-			return (NULL);
-		}
-		json_array_append_new(jobs, o);
-	}
-	return (jobs);
-}
-
 enum cmd_result
 cmd_wait_exec(struct request *r)
 {
@@ -55,7 +28,7 @@ cmd_wait_exec(struct request *r)
 		job_clear(&j);
 	}
 	if (pending == 0) {
-		if ((jobs = cmd_wait_jobs(r)) != NULL)
+		if ((jobs = dispatch_jobs_detail(r)) != NULL)
 			dispatch_reply(r, json_pack("{s:b, s:b, s:o}", "ok", 1,
 			                            "done", 1, "jobs", jobs));
 		return (CMD_DONE);

@@ -238,30 +238,23 @@ dispatch_not_found(struct request *r, int64_t id)
 }
 
 /*
- * Replace r's "ids" by the jobs they stand for: a job's id stands for the
- * job, an array's id for those of its tasks in a state of mask (bit
- * 1 << state; CMD_ANY: all), in index order. Returns 0, or -1 after
- * answering r (an id that is neither, an array with no such task, or too
- * many jobs).
+ * The jobs that ids (a JSON array of ids) stand for, as a new array: a
+ * job's id stands for the job, an array's id for those of its tasks in a
+ * state of mask (bit 1 << state; CMD_ANY: all), in index order. NULL after
+ * answering r: an id that is neither, an array with no such task, or too
+ * many jobs.
  */
-int
-dispatch_expand_ids(struct request *r, int mask)
+json_t *
+dispatch_expand(struct request *r, json_t *ids, int mask)
 {
-	json_t *ids = json_object_get(r->req, "ids"), *out, *e;
 	int64_t id, *tasks = xcalloc(PROTO_MAX_ARRAY, sizeof *tasks);
+	json_t *out = json_array(), *e;
 	struct job j;
 	size_t i;
-	int n, rv = -1;
+	int n;
 
-	out = json_array();
 	json_array_foreach(ids, i, e)
 	{
-		if (json_array_size(out) > PROTO_MAX_EXPANDED) {
-			dispatch_error(r, PROTO_EBADMSG,
-			               "these ids stand for more than %d jobs",
-			               PROTO_MAX_EXPANDED);
-			goto out;
-		}
 		id = json_integer_value(e);
 		switch (queue_job_get(id, &j)) {
 		case 0:
@@ -271,49 +264,85 @@ dispatch_expand_ids(struct request *r, int mask)
 		case 1:
 			break;
 		default:
-			dispatch_error(r, PROTO_ESTORAGE,
-			               "storage unavailable");
-			goto out;
+			goto storage;
 		}
-		n = queue_array_tasks(id, CMD_ANY, tasks, PROTO_MAX_ARRAY);
-		if (n <= 0) {
-			if (n < 0)
-				dispatch_error(r, PROTO_ESTORAGE,
-				               "storage unavailable");
-			else
+		if ((n = queue_array_tasks(id, mask, tasks, PROTO_MAX_ARRAY)) <
+		    0)
+			goto storage;
+		if (n == 0) {
+			/* No array, or none of its tasks this op applies to. */
+			if ((n = queue_array_tasks(id, CMD_ANY, tasks, 1)) < 0)
+				goto storage;
+			if (n == 0)
 				dispatch_not_found(r, id);
-			goto out;
-		}
-		/* The tasks that this operation can act on; not one: say so. */
-		if (mask != CMD_ANY &&
-		    (n = queue_array_tasks(id, mask, tasks, PROTO_MAX_ARRAY)) <=
-		        0) {
-			if (n < 0)
-				dispatch_error(r, PROTO_ESTORAGE,
-				               "storage unavailable");
 			else
 				dispatch_error(r, PROTO_ESTATE,
 				               "no task of array %lld is in a "
 				               "state for %s",
 				               (long long)id,
 				               proto_ops[r->op].name);
-			goto out;
+			goto fail;
 		}
 		for (int k = 0; k < n; k++)
 			json_array_append_new(out, json_integer(tasks[k]));
+		if (json_array_size(out) > PROTO_MAX_EXPANDED) {
+			dispatch_error(r, PROTO_EBADMSG,
+			               "these ids stand for more than %d jobs",
+			               PROTO_MAX_EXPANDED);
+			goto fail;
+		}
 	}
-	if (json_array_size(out) > PROTO_MAX_EXPANDED)
-		dispatch_error(r, PROTO_EBADMSG,
-		               "these ids stand for more than %d jobs",
-		               PROTO_MAX_EXPANDED);
-	else {
-		json_object_set(r->req, "ids", out);
-		rv = 0;
-	}
-out:
+	free(tasks);
+	return (out);
+storage:
+	dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
+fail:
 	free(tasks);
 	json_decref(out);
-	return (rv);
+	return (NULL);
+}
+
+/* Replace r's "ids" by the jobs they stand for (dispatch_expand). */
+int
+dispatch_expand_ids(struct request *r, int mask)
+{
+	json_t *ids;
+
+	if ((ids = dispatch_expand(r, json_object_get(r->req, "ids"), mask)) ==
+	    NULL)
+		return (-1);
+	json_object_set_new(r->req, "ids", ids);
+	return (0);
+}
+
+/*
+ * The jobs of r's "ids" as status shows them (dispatch_job_detail), each
+ * checked to be the sender's. NULL after answering r.
+ */
+json_t *
+dispatch_jobs_detail(struct request *r)
+{
+	json_t *jobs = json_array(), *e, *o;
+	struct job j;
+	size_t i;
+
+	json_array_foreach(json_object_get(r->req, "ids"), i, e)
+	{
+		if (dispatch_job_get(r, json_integer_value(e), &j) != 0)
+			goto fail;
+		o = dispatch_job_detail(&j);
+		job_clear(&j);
+		if (o == NULL) {
+			dispatch_error(r, PROTO_ESTORAGE,
+			               "storage unavailable");
+			goto fail;
+		}
+		json_array_append_new(jobs, o);
+	}
+	return (jobs);
+fail:
+	json_decref(jobs);
+	return (NULL);
 }
 
 /*
@@ -359,35 +388,24 @@ enum cmd_result
 dispatch_each_job(struct request *r, int mask,
                   int (*fn)(struct request *, int64_t))
 {
-	json_t *jobs, *e, *o;
-	struct job j;
+	json_t *jobs, *e;
 	size_t i;
 
 	if (dispatch_expand_ids(r, mask) != 0 ||
 	    dispatch_jobs_check(r, mask) != 0)
 		return (CMD_DONE);
-	jobs = json_array();
 	json_array_foreach(json_object_get(r->req, "ids"), i, e)
 	{
-		if (fn(r, json_integer_value(e)) != 0 ||
-		    queue_job_get(json_integer_value(e), &j) != 0) {
-			json_decref(jobs);
+		if (fn(r, json_integer_value(e)) != 0) {
 			dispatch_error(r, PROTO_ESTORAGE,
 			               "storage unavailable");
 			return (CMD_DONE);
 		}
-		o = dispatch_job_detail(&j);
-		job_clear(&j);
-		if (o == NULL) {
-			json_decref(jobs);
-			dispatch_error(r, PROTO_ESTORAGE,
-			               "storage unavailable");
-			return (CMD_DONE);
-		}
-		json_array_append_new(jobs, o);
 	}
 	sched_kick();
-	dispatch_reply(r, json_pack("{s:b, s:o}", "ok", 1, "jobs", jobs));
+	if ((jobs = dispatch_jobs_detail(r)) != NULL)
+		dispatch_reply(r,
+		               json_pack("{s:b, s:o}", "ok", 1, "jobs", jobs));
 	return (CMD_DONE);
 }
 

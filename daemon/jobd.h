@@ -135,7 +135,9 @@ void dispatch_job_changed(int64_t, int);
 void dispatch_flush(int);
 void dispatch_shutdown(void);
 int dispatch_job_get(struct request *, int64_t, struct job *);
+json_t *dispatch_expand(struct request *, json_t *, int);
 int dispatch_expand_ids(struct request *, int);
+json_t *dispatch_jobs_detail(struct request *);
 int dispatch_jobs_check(struct request *, int);
 enum cmd_result dispatch_each_job(struct request *, int,
                                   int (*)(struct request *, int64_t));
@@ -217,6 +219,7 @@ void sched_init(void);
 void sched_kick(void);
 void sched_times_changed(void);
 void sched_run(void);
+int sched_dep_ok(int, int);
 int sched_holds_slot(const struct job *);
 int sched_job_done(int64_t, int, int64_t, int);
 int sched_attempt_ended(struct job *);

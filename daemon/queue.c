@@ -280,6 +280,9 @@ static const char *queue_sql[ST_MAX] = {
 static sqlite3 *queue_db;
 static int queue_txn_open; /* queue_begin() ran; the commit has not */
 static sqlite3_stmt *queue_st[ST_MAX];
+/* list's statements, one per set of filters, prepared on first use. */
+#define QUEUE_LIST_KINDS (1 << 5)
+static sqlite3_stmt *queue_list_st[QUEUE_LIST_KINDS];
 
 static int
 queue_fail(const char *what)
@@ -421,7 +424,10 @@ void
 queue_close(void)
 {
 	queue_txn_open = 0;
-	queue_job_list(NULL, NULL, NULL);
+	for (size_t i = 0; i < QUEUE_LIST_KINDS; i++) {
+		sqlite3_finalize(queue_list_st[i]);
+		queue_list_st[i] = NULL;
+	}
 	for (int i = 0; i < ST_MAX; i++) {
 		sqlite3_finalize(queue_st[i]);
 		queue_st[i] = NULL;
@@ -721,21 +727,13 @@ int
 queue_job_list(const struct job_filter *f, void (*cb)(struct job *, void *),
                void *arg)
 {
-	static sqlite3_stmt *cache[1 << 5];
 	sqlite3_stmt *st;
 	char sql[1024];
 	int mask;
 
-	if (f == NULL) { /* queue_close(): forget the statements */
-		for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++) {
-			sqlite3_finalize(cache[i]);
-			cache[i] = NULL;
-		}
-		return (0);
-	}
 	mask = (f->state >= 0) | (f->uid >= 0) << 1 | (f->queue != NULL) << 2 |
 	       (f->name != NULL) << 3 | (f->since > 0) << 4;
-	if ((st = cache[mask]) == NULL) {
+	if ((st = queue_list_st[mask]) == NULL) {
 		snprintf(sql, sizeof sql,
 		         "SELECT " JOB_COLS " FROM jobs WHERE 1%s%s%s%s%s "
 		         "ORDER BY id DESC LIMIT ?1",
@@ -752,7 +750,7 @@ queue_job_list(const struct job_filter *f, void (*cb)(struct job *, void *),
 		                       SQLITE_PREPARE_PERSISTENT, &st,
 		                       NULL) != SQLITE_OK)
 			return (queue_fail(sql));
-		cache[mask] = st;
+		queue_list_st[mask] = st;
 	}
 	sqlite3_bind_int(st, 1, f->limit);
 	if (mask & 1)

@@ -194,7 +194,7 @@ sched_retry_delay(int64_t delay, int64_t n, uint32_t rnd)
 }
 
 /* Does an end in state satisfy a dependency of this type? */
-static int
+int
 sched_dep_ok(int type, int state)
 {
 	switch (type) {
