@@ -56,6 +56,7 @@ struct job {
 	int64_t submitted_at, started_at, finished_at; /* 0: not yet */
 	int64_t sup_pid;
 	int cancel_requested;
+	char *instance; /* the jobd that started it: boot id/start ms/pid */
 	/* Scheduling (docs/scheduling.md). */
 	char *queue;
 	int held;
@@ -114,7 +115,11 @@ typedef enum cmd_result (*cmd_exec_fn)(struct request *);
 extern const char *jobd_instance; /* boot id, start time, pid */
 extern struct event_base *server_base;
 extern int server_stopping;
+enum server_drain_mode { SERVER_DRAIN = 1, SERVER_STOP_JOBS };
+extern int server_draining; /* 0 or enum server_drain_mode */
 void server_init(void);
+void server_stop(const char *);
+void server_drain(int);
 void server_loop(void);
 void server_wake(void);
 
@@ -158,6 +163,9 @@ enum cmd_result cmd_retry_exec(struct request *);
 enum cmd_result cmd_queue_exec(struct request *);
 int cmd_queue_room(struct request *, const char *);
 enum cmd_result cmd_purge_exec(struct request *);
+enum cmd_result cmd_shutdown_exec(struct request *);
+enum cmd_result cmd_backup_exec(struct request *);
+void cmd_backup_fini(void);
 enum cmd_result cmd_ping_exec(struct request *);
 enum cmd_result cmd_version_exec(struct request *);
 void cmd_logs_job_ended(int64_t);
@@ -178,6 +186,9 @@ int queue_begin(void);
 int queue_commit(void);
 void queue_rollback(void);
 int queue_in_txn(void);
+int queue_backup_begin(const char *, char *, size_t);
+int queue_backup_step(int, char *, size_t);
+void queue_backup_end(void);
 void job_clear(struct job *);
 int queue_job_insert(struct job *);
 int queue_job_find_key(int64_t, const char *, int64_t *);
@@ -211,6 +222,7 @@ int queue_job_set_priority(int64_t, int64_t);
 int queue_job_set_held(int64_t, int);
 int queue_next_run_at(int64_t *);
 int queue_jobs_due(int64_t, int64_t *, int);
+int queue_shift_retries(int64_t);
 int queue_purge(int64_t, int, int64_t, int64_t *, int);
 int queue_finished_nth(int64_t, int64_t *);
 
@@ -235,6 +247,7 @@ int worker_spawn(const struct job *);
 int worker_count(void);
 int worker_count_queue(const char *);
 int worker_cancel(int64_t, int);
+int worker_cancel_all(const char *);
 void worker_reap(void);
 void worker_after_commit(void);
 void worker_commit_failed(void);

@@ -4,6 +4,7 @@
  * earlier jobd left running, listens, says it is ready, and runs the loop.
  */
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -229,6 +230,23 @@ main_instance(void)
 	                          (long)getpid());
 }
 
+/*
+ * Raise the soft limit on descriptors to the hard one: each adopted
+ * supervisor costs a pidfd, each client a socket. Jobs get the usual soft
+ * limit back from their supervisor.
+ */
+static void
+main_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit RLIMIT_NOFILE");
+	}
+}
+
 /* Tell systemd (Type=notify) something, if it is listening. */
 static void
 main_notify(const char *msg)
@@ -279,6 +297,9 @@ main(int argc, char **argv)
 	main_options(argc, argv);
 	log_init("jobd", jobd_conf.verbose);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit makes a write fail (EFBIG), not kill jobd. */
+	signal(SIGXFSZ, SIG_IGN);
+	main_nofile();
 	main_find_supervisor();
 	main_lock_state();
 	main_instance();

@@ -103,7 +103,7 @@ static const char *const queue_steps[QUEUE_SCHEMA_VERSION] = {
 	"started_at, finished_at, sup_pid, cancel_requested, queue, held, "    \
 	"run_at, deps_pending, array_wait, timeout_ms, kill_after_ms, "        \
 	"retries, retry_delay_ms, retry_on_lost, retry_base, array_id, "       \
-	"array_index, array_limit"
+	"array_index, array_limit, instance"
 
 enum {
 	ST_BEGIN,
@@ -143,6 +143,7 @@ enum {
 	ST_SET_PRIORITY,
 	ST_SET_HELD,
 	ST_NEXT_RUN_AT,
+	ST_SHIFT_RETRIES,
 	ST_DUE,
 	ST_PURGE_SELECT,
 	ST_PURGE_OWNER,
@@ -184,7 +185,8 @@ static const char *queue_sql[ST_MAX] = {
 	                      "cancel_requested = 1, reason = ?, "
 	                      "array_wait = 0 "
 	                      "WHERE id = ? AND state IN (0, 1, 2)",
-	[ST_CANCEL_RUNNING] = "UPDATE jobs SET cancel_requested = 1 "
+	[ST_CANCEL_RUNNING] = "UPDATE jobs SET cancel_requested = 1, "
+	                      "reason = coalesce(?, reason) "
 	                      "WHERE id = ? AND state = 3",
 	[ST_RUNNING] = "SELECT " JOB_COLS " FROM jobs WHERE state = 3 "
 	               "ORDER BY id",
@@ -258,6 +260,10 @@ static const char *queue_sql[ST_MAX] = {
 	/* Without INDEXED BY the planner takes jobs_state and reads rows. */
 	[ST_NEXT_RUN_AT] = "SELECT run_at FROM jobs INDEXED BY jobs_scheduled "
 	                   "WHERE state = 1 ORDER BY run_at LIMIT 1",
+	/* Only retries: a job that never ran waits for a time (--at). */
+	[ST_SHIFT_RETRIES] = "UPDATE jobs INDEXED BY jobs_scheduled "
+	                     "SET run_at = max(run_at + ?, 0) "
+	                     "WHERE state = 1 AND attempt > 0",
 	[ST_DUE] = "UPDATE jobs INDEXED BY jobs_scheduled SET state = 2 "
 	           "WHERE state = 1 AND run_at <= ? RETURNING id",
 	/* ?1 limit, ?2 cutoff, ?3 state or NULL, ?4 owner or NULL */
@@ -373,7 +379,7 @@ queue_open(const char *path)
 	                             "PRAGMA secure_delete = OFF;"
 	                             "PRAGMA trusted_schema = OFF;"
 	                             "PRAGMA journal_size_limit = 67108864;";
-	char check[64];
+	char check[512];
 	int i, version;
 
 	if (sqlite3_open_v2(path, &queue_db,
@@ -387,8 +393,12 @@ queue_open(const char *path)
 	/* Only an outside process (an admin's sqlite3) can hold the lock. */
 	sqlite3_busy_timeout(queue_db, 200);
 	if (queue_pragma("PRAGMA quick_check", NULL, check, sizeof check) !=
-	        0 ||
-	    strcmp(check, "ok") != 0) {
+	    0) {
+		log_warnx("store: %s is damaged: it cannot be checked", path);
+		goto fail;
+	}
+	if (strcmp(check, "ok") != 0) {
+		/* The first problem found; there may be more. */
 		log_warnx("store: %s is damaged (%s)", path, check);
 		goto fail;
 	}
@@ -423,6 +433,7 @@ fail:
 void
 queue_close(void)
 {
+	queue_backup_end();
 	queue_txn_open = 0;
 	for (size_t i = 0; i < QUEUE_LIST_KINDS; i++) {
 		sqlite3_finalize(queue_list_st[i]);
@@ -435,6 +446,75 @@ queue_close(void)
 	if (queue_db != NULL)
 		sqlite3_close(queue_db);
 	queue_db = NULL;
+}
+
+/*
+ * Online backup (sqlite's backup API), one at a time, into a database file
+ * that the caller created empty. It runs on jobd's own connection, so the
+ * changes jobd commits meanwhile go into the copy as well, and it is
+ * stepped between transactions only, so that the copy never holds one that
+ * may yet be rolled back. The copy is written without a journal or syncs:
+ * the caller fsyncs the file once it is complete.
+ */
+static sqlite3 *queue_bk_db;
+static sqlite3_backup *queue_bk;
+
+/* Start a backup into path; returns 0, or -1 with a message in err. */
+int
+queue_backup_begin(const char *path, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(path, &queue_bk_db, SQLITE_OPEN_READWRITE, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_exec(queue_bk_db,
+	                 "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF",
+	                 NULL, NULL, NULL) != SQLITE_OK ||
+	    (queue_bk = sqlite3_backup_init(queue_bk_db, "main", queue_db,
+	                                    "main")) == NULL) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(queue_bk_db));
+		queue_backup_end();
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Copy up to pages more pages. Returns 1 if there is more to copy, 0 when
+ * the copy is complete, -1 with a message in err if it failed.
+ */
+int
+queue_backup_step(int pages, char *err, size_t errlen)
+{
+	int rc;
+
+	if (queue_txn_open)
+		return (1); /* after the commit */
+	switch ((rc = sqlite3_backup_step(queue_bk, pages))) {
+	case SQLITE_OK:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return (1);
+	case SQLITE_DONE:
+		if ((rc = sqlite3_backup_finish(queue_bk)) == SQLITE_OK) {
+			queue_bk = NULL;
+			return (0);
+		}
+		queue_bk = NULL;
+		break;
+	}
+	snprintf(err, errlen, "%s", sqlite3_errstr(rc));
+	return (-1);
+}
+
+/* End the backup, complete or not, and close the copy. */
+void
+queue_backup_end(void)
+{
+	if (queue_bk != NULL)
+		sqlite3_backup_finish(queue_bk);
+	queue_bk = NULL;
+	if (queue_bk_db != NULL)
+		sqlite3_close(queue_bk_db);
+	queue_bk_db = NULL;
 }
 
 /* Is the loop iteration's transaction open? */
@@ -566,6 +646,7 @@ queue_row(sqlite3_stmt *st, struct job *j)
 	j->array_id = queue_col_int(st, 31);
 	j->array_index = queue_col_int(st, 32);
 	j->array_limit = queue_col_int(st, 33);
+	j->instance = queue_col_text(st, 34);
 }
 
 /* Free what j owns and zero it. */
@@ -580,6 +661,7 @@ job_clear(struct job *j)
 	free(j->key);
 	free(j->reason);
 	free(j->queue);
+	free(j->instance);
 	memset(j, 0, sizeof *j);
 }
 
@@ -878,7 +960,7 @@ queue_job_finish(const struct job *j)
 /*
  * Cancel job id: a job that has not started ends cancelled now (with
  * reason, which may be NULL); a running one is marked so that it ends
- * cancelled.
+ * cancelled (with reason, if its outcome gives none).
  */
 int
 queue_job_cancel(int64_t id, int running, int64_t now, const char *reason)
@@ -887,7 +969,8 @@ queue_job_cancel(int64_t id, int running, int64_t now, const char *reason)
 
 	if (running) {
 		st = queue_st[ST_CANCEL_RUNNING];
-		sqlite3_bind_int64(st, 1, id);
+		queue_bind_text(st, 1, reason);
+		sqlite3_bind_int64(st, 2, id);
 		return (queue_exec_st(ST_CANCEL_RUNNING));
 	}
 	st = queue_st[ST_CANCEL_WAITING];
@@ -1260,6 +1343,17 @@ queue_next_run_at(int64_t *atp)
  * Scheduled jobs whose time has come (run_at <= now) become queued; their
  * ids (at most n) go into ids. Returns how many, or -1.
  */
+/*
+ * The wall clock jumped by ms: move the start times of the retries waiting
+ * for their delay by as much, since a delay is a duration, not a time.
+ */
+int
+queue_shift_retries(int64_t ms)
+{
+	sqlite3_bind_int64(queue_st[ST_SHIFT_RETRIES], 1, ms);
+	return (queue_exec_st(ST_SHIFT_RETRIES));
+}
+
 int
 queue_jobs_due(int64_t now, int64_t *ids, int n)
 {

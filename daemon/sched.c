@@ -13,6 +13,13 @@
  * counter) and gives its array slot to the next task; a failed attempt is
  * retried after a backoff; and ended jobs are purged by age and count, in
  * batches, from a timer.
+ *
+ * Start times (--at) are wall clock times; durations (retry delays here,
+ * timeouts in the supervisor, parked requests' deadlines) are not. A timer
+ * compares the wall clock with the monotonic one every SCHED_CLOCK_MS:
+ * when the wall clock has jumped, the retries waiting for their delay move
+ * with it, and the start timer is armed again, so a job whose time the
+ * jump has passed starts at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +33,8 @@
 #define SCHED_TIMER_MAX   60000   /* ms: look again at least this often */
 #define SCHED_BACKOFF_MAX 3600000 /* ms: the longest retry delay (1 h) */
 #define SCHED_PURGE_MS    60000   /* retention runs this often */
+#define SCHED_CLOCK_MS    10000   /* ms: the wall clock is checked this often */
+#define SCHED_CLOCK_JUMP  2000    /* ms: a step of more is a jump */
 
 /* One queue while a start is being chosen. */
 struct sched_queue {
@@ -41,6 +50,8 @@ static int sched_store_failed;       /* the last commit failed */
 static struct event *sched_retry_ev; /* armed after a failed start */
 static struct event *sched_timer_ev; /* the earliest start time */
 static struct event *sched_purge_ev; /* retention */
+static struct event *sched_clock_ev; /* looks for wall clock jumps */
+static int64_t sched_clock_off;      /* wall minus monotonic, last seen */
 /* Ids of purged jobs whose output goes once the purge is committed. */
 static int64_t *sched_purged;
 static size_t sched_npurged, sched_purged_cap;
@@ -57,15 +68,60 @@ sched_retry_cb(evutil_socket_t fd, short what, void *arg)
 	sched_kick();
 }
 
+/*
+ * Has the wall clock jumped since the last look? Then the retries keep
+ * their delays: their start times move with the jump. Called before any use
+ * of the wall clock for start times, and every SCHED_CLOCK_MS, since libevent
+ * cannot tell when the wall clock is set.
+ */
+static void
+sched_clock_check(void)
+{
+	int64_t off = util_now_ms() - util_mono_ms(),
+	        jump = off - sched_clock_off;
+
+	if (jump >= -SCHED_CLOCK_JUMP && jump <= SCHED_CLOCK_JUMP) {
+		sched_clock_off = off;
+		return;
+	}
+	if (queue_begin() != 0 || queue_shift_retries(jump) != 0) {
+		log_warnx("cannot move the retries after a clock jump; "
+		          "trying again");
+		server_wake();
+		return;
+	}
+	log_warnx("the wall clock jumped %s by %lld ms: start times follow "
+	          "it, retry delays keep their length",
+	          jump > 0 ? "forward" : "back",
+	          (long long)(jump > 0 ? jump : -jump));
+	sched_clock_off = off;
+	sched_times_changed();
+}
+
+static void
+sched_clock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sched_clock_check();
+}
+
 void
 sched_init(void)
 {
-	struct timeval now = { 0, 0 };
+	struct timeval now = { 0, 0 },
+	               clock = { SCHED_CLOCK_MS / 1000,
+		                 (SCHED_CLOCK_MS % 1000) * 1000 };
 
 	sched_retry_ev = evtimer_new(server_base, sched_retry_cb, NULL);
 	sched_timer_ev = evtimer_new(server_base, sched_timer_cb, NULL);
 	sched_purge_ev = evtimer_new(server_base, sched_purge_cb, NULL);
+	sched_clock_ev =
+	    event_new(server_base, -1, EV_PERSIST, sched_clock_cb, NULL);
+	sched_clock_off = util_now_ms() - util_mono_ms();
 	evtimer_add(sched_purge_ev, &now);
+	evtimer_add(sched_clock_ev, &clock);
 	sched_timer_dirty = 1;
 	sched_kick();
 }
@@ -74,7 +130,7 @@ void
 sched_fini(void)
 {
 	struct event **evs[] = { &sched_retry_ev, &sched_timer_ev,
-		                 &sched_purge_ev };
+		                 &sched_purge_ev, &sched_clock_ev };
 
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
 		if (*evs[i] != NULL)
@@ -126,14 +182,16 @@ sched_evtimer_ms(struct event *ev, int64_t ms)
 
 /*
  * Arm the start timer for the earliest scheduled job. Start times are wall
- * clock times, and libevent's timers run on the monotonic clock: the timer
- * fires at least once a minute, so a clock that jumps costs at most that.
+ * clock times, and libevent's timers run on the monotonic clock: a clock
+ * jump arms it again (sched_clock_cb), and it fires at least once a minute
+ * anyway.
  */
 static void
 sched_timer_arm(void)
 {
 	int64_t at, delay;
 
+	sched_clock_check();
 	sched_timer_dirty = 0;
 	switch (queue_next_run_at(&at)) {
 	case 0:
@@ -163,6 +221,7 @@ sched_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	sched_clock_check();
 	/* The update takes every due job at once; one id is enough here. */
 	if (queue_begin() != 0 || queue_jobs_due(util_now_ms(), ids, 1) < 0) {
 		log_warnx("cannot queue the jobs whose start time came");

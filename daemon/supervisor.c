@@ -3,7 +3,7 @@
  *
  *   jobd-supervisor --id ID --state-dir DIR --cwd DIR [--uid UID --gid GID]
  *       [--attempt N] [--timeout MS] [--kill-after MS] [--env-fd FD]
- *       (--shell CMD | -- PROGRAM [ARG...])
+ *       [--lock-fd FD] (--shell CMD | -- PROGRAM [ARG...])
  *
  * jobd starts one per job. The job's environment comes on --env-fd (NUL-
  * terminated NAME=VALUE strings, read to its end) and passes to the job
@@ -19,9 +19,12 @@
  * - It never touches sqlite or nng, and links nothing but libc.
  * - The lock on the run file lives exactly as long as the supervisor: taken
  *   before anything else is done for the job, released only by exit. A
- *   restarted jobd tells a live supervisor by it.
+ *   restarted jobd tells a live supervisor by it. jobd takes it before the
+ *   fork and hands it over on --lock-fd, so that no moment exists in which
+ *   the supervisor lives unlocked.
  * - The outcome is written atomically (outcome_write) once the job has been
- *   reaped, and only then does the supervisor exit. It never unlinks the run
+ *   reaped, and only then does the supervisor exit; on a full disk it tries
+ *   again for up to 10 minutes first. It never unlinks the run
  *   or status file: jobd does, after committing the outcome.
  * - The job is its process group. The leader gets its own group (pgid ==
  *   its pid); signals go to the whole group; when the leader ends, whatever
@@ -75,6 +78,7 @@
 #define SUP_NOFILE        1024 /* the job's RLIMIT_NOFILE soft limit */
 #define SUP_ENV_MAX       (8 * 1024 * 1024)  /* most environment bytes */
 #define SUP_TIMEOUT_MAX   (INT64_C(1) << 53) /* as jobd's timeout_ms */
+#define SUP_OUTCOME_MS    600000 /* how long a full disk is waited out */
 
 #define SUP_EXIT_FAILURE 1
 #define SUP_EXIT_USAGE   2
@@ -100,6 +104,7 @@ struct sup {
 	const char *cwd;
 	int set_ids; /* --uid and --gid given */
 	int env_fd;  /* --env-fd, or -1 */
+	int lock_fd; /* --lock-fd: the run file, locked by jobd; or -1 */
 	uid_t uid;
 	gid_t gid;
 	int64_t kill_after;
@@ -129,7 +134,7 @@ static const char sup_usage_text[] =
     "usage: jobd-supervisor --id ID --state-dir DIR --cwd DIR"
     " [--uid UID --gid GID]\n"
     "           [--attempt N] [--timeout MS] [--kill-after MS]"
-    " [--env-fd FD]\n"
+    " [--env-fd FD] [--lock-fd FD]\n"
     "           (--shell CMD | -- PROGRAM [ARG...])\n";
 
 static char sup_log_prefix[64] = "jobd-supervisor";
@@ -163,6 +168,7 @@ sup_parse(int argc, char **argv, struct sup *s)
 {
 	const char *id = NULL, *uid = NULL, *gid = NULL, *kill_after = NULL;
 	const char *env_fd = NULL, *timeout = NULL, *attempt = NULL;
+	const char *lock_fd = NULL;
 	const char **slot;
 	long long v;
 	int i;
@@ -194,6 +200,8 @@ sup_parse(int argc, char **argv, struct sup *s)
 			slot = &s->shell;
 		else if (strcmp(argv[i], "--env-fd") == 0)
 			slot = &env_fd;
+		else if (strcmp(argv[i], "--lock-fd") == 0)
+			slot = &lock_fd;
 		else {
 			fprintf(stderr, "%s: unknown argument '%s'\n",
 			        sup_log_prefix, argv[i]);
@@ -250,6 +258,12 @@ sup_parse(int argc, char **argv, struct sup *s)
 		if (util_parse_int(env_fd, 0, INT_MAX, &v) == -1)
 			sup_usage("--env-fd must be a descriptor");
 		s->env_fd = (int)v;
+	}
+	s->lock_fd = -1;
+	if (lock_fd != NULL) {
+		if (util_parse_int(lock_fd, 0, INT_MAX, &v) == -1)
+			sup_usage("--lock-fd must be a descriptor");
+		s->lock_fd = (int)v;
 	}
 }
 
@@ -311,20 +325,24 @@ sup_std_fds(void)
 }
 
 /*
- * Take the job's run file: open it, lock it, write our pid. The fd stays
- * open (and the lock held) until exit; it is close-on-exec, so the job never
- * holds it.
+ * Take the job's run file: open it (or take jobd's, --lock-fd), lock it,
+ * write our pid. The fd stays open (and the lock held) until exit; it is
+ * close-on-exec, so the job never holds it.
  */
 static void
 sup_lock(const struct sup *s)
 {
 	char path[PATH_MAX], pid[32];
-	int fd, n;
+	int fd = s->lock_fd, n;
 
 	if (outcome_path(path, sizeof path, s->state, s->id, OUTCOME_RUN) == -1)
 		fatalx("state folder path too long");
-	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1)
+	if (fd != -1) {
+		/* Locked by jobd already: locking it again changes nothing. */
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+			fatal("--lock-fd %d", fd);
+	} else if ((fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
+	                      0600)) == -1)
 		fatal("open %s", path);
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno == EWOULDBLOCK) {
@@ -770,6 +788,38 @@ sup_wait(struct sup *s, const sigset_t *set, struct outcome *o)
 	}
 }
 
+/*
+ * Write the outcome. A full disk or a state folder gone read-only would make
+ * the job lost: try again, with a growing pause, for up to SUP_OUTCOME_MS
+ * while holding the lock, so that jobd (even a restarted one) waits for us.
+ * Returns 0, or -1 if it never could.
+ */
+static int
+sup_write_outcome(const struct sup *s, const struct outcome *o)
+{
+	int64_t give_up = util_mono_ms() + SUP_OUTCOME_MS, pause = 100;
+	struct timespec ts;
+
+	while (outcome_write(s->state, s->id, o) == -1) {
+		if (errno == EINVAL || util_mono_ms() + pause > give_up) {
+			log_warn("cannot write the outcome of job %" PRId64
+			         "; giving up",
+			         s->id);
+			return (-1);
+		}
+		log_warn("cannot write the outcome of job %" PRId64
+		         "; trying again in %" PRId64 " ms",
+		         s->id, pause);
+		ts.tv_sec = pause / 1000;
+		ts.tv_nsec = (pause % 1000) * 1000000;
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+		if (pause < 5000)
+			pause *= 2;
+	}
+	return (0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -844,9 +894,7 @@ main(int argc, char **argv)
 	/* A wall clock stepped back must not make the job end before start. */
 	if (o.finished_at < o.started_at)
 		o.finished_at = o.started_at + (s.mono_end - s.mono_start);
-	if (outcome_write(s.state, s.id, &o) == -1) {
-		log_warn("cannot write the outcome of job %" PRId64, s.id);
+	if (sup_write_outcome(&s, &o) == -1)
 		rv = SUP_EXIT_FAILURE;
-	}
 	return (rv);
 }

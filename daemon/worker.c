@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,12 +27,15 @@
 
 struct worker {
 	int64_t id;
-	char *queue; /* its job's queue */
-	pid_t pid;
+	char *queue;     /* its job's queue */
+	pid_t pid;       /* 0: not known yet (adopted, see worker_adopt) */
 	int pending_sig; /* to send after the commit, or 0 */
-	struct event
-	    *adopt_ev; /* a supervisor an older jobd started: its pidfd */
-	int status;    /* its wait status, once reaped */
+	/*
+	 * A supervisor an older jobd started: an event on its pidfd, or, if
+	 * no pidfd could be had, a timer that checks its lock every second.
+	 */
+	struct event *adopt_ev;
+	int status; /* its wait status, once reaped; -1 if adopted */
 	LIST_ENTRY(worker) entry;
 };
 LIST_HEAD(worker_list, worker);
@@ -48,6 +52,7 @@ static const struct timeval worker_retry_tv = { 1, 0 };
 static int worker_nrunning;
 
 static void worker_retry_cb(evutil_socket_t, short, void *);
+static int worker_alive(int64_t);
 
 void
 worker_init(void)
@@ -102,8 +107,15 @@ worker_find(int64_t id)
 	return (NULL);
 }
 
-/* The supervisor reads the job's environment from this descriptor. */
-#define WORKER_ENV_FD 3
+/*
+ * The supervisor reads the job's environment from WORKER_ENV_FD and gets its
+ * run file, already locked, on WORKER_LOCK_FD. Both are moved to
+ * WORKER_FD_LOW or above before the fork, so that putting one in place in
+ * the child never overwrites the other.
+ */
+#define WORKER_ENV_FD  3
+#define WORKER_LOCK_FD 4
+#define WORKER_FD_LOW  10
 
 /* Is env entry e one of the variables jobd sets (JOBD_...=)? */
 static int
@@ -198,6 +210,8 @@ worker_argv(const struct job *j)
 	}
 	v[k++] = xstrdup("--env-fd");
 	v[k++] = xasprintf("%d", WORKER_ENV_FD);
+	v[k++] = xstrdup("--lock-fd");
+	v[k++] = xasprintf("%d", WORKER_LOCK_FD);
 	if (j->shell != NULL) {
 		v[k++] = xstrdup("--shell");
 		v[k++] = xstrdup(j->shell);
@@ -209,9 +223,86 @@ worker_argv(const struct job *j)
 	return (v);
 }
 
+/* fd moved to WORKER_FD_LOW or above (still close-on-exec), or -1. */
+static int
+worker_fd_high(int fd)
+{
+	int high;
+
+	if (fd == -1 || fd >= WORKER_FD_LOW)
+		return (fd);
+	high = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_FD_LOW);
+	close(fd);
+	return (high);
+}
+
+/*
+ * Job id's run file, opened and locked for the supervisor about to start,
+ * and truncated. Locking before the fork leaves no moment in which a
+ * supervisor runs without the lock, so a jobd restarted at any point tells
+ * it from a dead one. Returns the fd, or -1 with errno set (EBUSY: a
+ * supervisor of this job still runs).
+ */
+static int
+worker_run_lock(int64_t id)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	outcome_path(path, sizeof path, jobd_conf.state_dir, id, OUTCOME_RUN);
+	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return (-1);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || ftruncate(fd, 0) == -1) {
+		int saved = errno == EWOULDBLOCK ? EBUSY : errno;
+
+		close(fd);
+		errno = saved;
+		return (-1);
+	}
+	return (fd);
+}
+
+/* Write pid into a run file locked for it (the supervisor writes it too). */
+static void
+worker_run_pid(int fd, pid_t pid)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%ld\n", (long)pid);
+
+	if (pwrite(fd, buf, (size_t)n, 0) != n)
+		log_warn("cannot write the pid of supervisor %ld", (long)pid);
+}
+
+/*
+ * The pid written in job id's run file, or 0 if there is none (the file is
+ * missing, empty or not a pid).
+ */
+static pid_t
+worker_run_read_pid(int64_t id)
+{
+	char path[PATH_MAX], buf[32];
+	long long v;
+	ssize_t n;
+	int fd;
+
+	outcome_path(path, sizeof path, jobd_conf.state_dir, id, OUTCOME_RUN);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return (0);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 1 || buf[n - 1] != '\n')
+		return (0);
+	buf[n - 1] = '\0';
+	if (util_parse_int(buf, 1, INT_MAX, &v) == -1)
+		return (0);
+	return ((pid_t)v);
+}
+
 /*
  * Start the supervisor of claimed job j (its running state is committed).
- * Returns 0, or -1 with errno set if fork failed.
+ * Returns 0, or -1 with errno set if it could not be started (EBUSY: a
+ * supervisor of this job still runs).
  */
 int
 worker_spawn(const struct job *j)
@@ -220,16 +311,19 @@ worker_spawn(const struct job *j)
 	struct worker *w;
 	sigset_t all, sup, old;
 	char run[PATH_MAX], *noenv[] = { NULL };
-	char **argv = worker_argv(j);
+	char **argv;
 	pid_t pid;
-	int saved, envfd;
+	int saved, envfd, lockfd;
 
-	if ((envfd = worker_env_fd(j)) == -1) {
+	if ((lockfd = worker_fd_high(worker_run_lock(j->id))) == -1)
+		return (-1);
+	if ((envfd = worker_fd_high(worker_env_fd(j))) == -1) {
 		saved = errno;
-		util_strv_free(argv);
+		close(lockfd);
 		errno = saved;
 		return (-1);
 	}
+	argv = worker_argv(j);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
 	/*
@@ -255,11 +349,10 @@ worker_spawn(const struct job *j)
 		for (int s = 1; s < NSIG; s++)
 			sigaction(s, &sa, NULL);
 		sigprocmask(SIG_SETMASK, &sup, NULL);
-		if (envfd == WORKER_ENV_FD)
-			fcntl(envfd, F_SETFD, 0);
-		else if (dup2(envfd, WORKER_ENV_FD) == -1)
-			_exit(127);
-		if (close_range(WORKER_ENV_FD + 1, ~0U, 0) != 0)
+		/* Both are above WORKER_FD_LOW: dup2 leaves them apart. */
+		if (dup2(envfd, WORKER_ENV_FD) == -1 ||
+		    dup2(lockfd, WORKER_LOCK_FD) == -1 ||
+		    close_range(WORKER_LOCK_FD + 1, ~0U, 0) != 0)
 			_exit(127);
 		/*
 		 * An empty environment: the job's travels on WORKER_ENV_FD,
@@ -272,6 +365,10 @@ worker_spawn(const struct job *j)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(envfd);
 	util_strv_free(argv);
+	if (pid != -1)
+		worker_run_pid(lockfd, pid);
+	/* The supervisor's copy keeps the lock; a failed fork drops it. */
+	close(lockfd);
 	if (pid == -1) {
 		errno = saved;
 		return (-1);
@@ -305,13 +402,39 @@ worker_cancel(int64_t id, int sig)
 }
 
 /*
+ * Cancel every running job (in the loop's transaction), for reason: each
+ * supervisor gets SIGTERM for its job after the commit. Returns how many,
+ * or -1 if the store would not take it.
+ */
+int
+worker_cancel_all(const char *reason)
+{
+	int64_t now = util_now_ms();
+	struct worker *w;
+	int n = 0;
+
+	LIST_FOREACH(w, &worker_running, entry)
+	{
+		if (queue_job_cancel(w->id, 1, now, reason) != 0)
+			return (-1);
+		w->pending_sig = SIGTERM;
+		n++;
+	}
+	return (n);
+}
+
+/*
  * Turn an outcome (or its absence) into the attempt's end in j: state,
  * exit, signal, reason, times. how describes why there is no outcome.
  */
 static void
 worker_settle(struct job *j, const struct outcome *o, const char *how)
 {
-	free(j->reason);
+	/* A running job's reason is the one its cancel gave, if any. */
+	char *cancel_reason = j->cancel_requested ? j->reason : NULL;
+
+	if (cancel_reason == NULL)
+		free(j->reason);
 	j->reason = NULL;
 	j->has_exit = 0;
 	j->signal = 0;
@@ -320,6 +443,7 @@ worker_settle(struct job *j, const struct outcome *o, const char *how)
 		j->state = j->cancel_requested ? JOB_CANCELLED : JOB_LOST;
 		j->reason = xstrdup(how);
 		j->finished_at = util_now_ms();
+		free(cancel_reason);
 		return;
 	}
 	j->started_at = o->started_at;
@@ -327,8 +451,11 @@ worker_settle(struct job *j, const struct outcome *o, const char *how)
 	j->has_exit = o->exit_code >= 0;
 	j->exit_code = o->exit_code;
 	j->signal = o->signal;
-	if (o->reason[0] != '\0')
+	if (o->reason[0] != '\0') {
 		j->reason = xstrdup(o->reason);
+		free(cancel_reason);
+	} else
+		j->reason = cancel_reason;
 	if (j->cancel_requested)
 		j->state = JOB_CANCELLED;
 	else if (j->has_exit && j->exit_code == 0 && j->reason == NULL)
@@ -364,6 +491,91 @@ worker_record(int64_t id, const struct outcome *o, const char *how)
 	return (0);
 }
 
+/*
+ * Process pid's state letter and session from /proc; returns 0, or -1 if
+ * there is no such process.
+ */
+static int
+worker_proc_stat(long long pid, char *state, long long *sid)
+{
+	char path[64], buf[512], *p;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	len = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (len <= 0)
+		return (-1);
+	buf[len] = '\0';
+	/* "pid (comm) state ppid pgrp session ...": comm may hold ')'. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %c %*d %*d %lld", state, sid) != 2)
+		return (-1);
+	return (0);
+}
+
+/*
+ * Kill (SIGKILL) every process left in the session of supervisor sid, which
+ * has died without an outcome: the job's process group lives in that
+ * session, and with its supervisor gone nothing would ever reap or stop it.
+ * While a process is in the session, its id cannot be reused; so if a live
+ * process has the pid sid, the session is gone and the number is someone
+ * else's now, and nothing is killed. It reads /proc a few times over, in
+ * case the job forks meanwhile. Returns how many processes the first
+ * reading found (zombies aside).
+ */
+static int
+worker_kill_session(pid_t sid)
+{
+	struct dirent *de;
+	long long pid, sess;
+	int killed = 0, n, pass;
+	char st;
+	DIR *d;
+
+	if (worker_proc_stat(sid, &st, &sess) == 0 && st != 'Z' && st != 'X')
+		return (0);
+	for (pass = 0, n = 1; n > 0 && pass < 5; pass++) {
+		if ((d = opendir("/proc")) == NULL) {
+			log_warn("opendir /proc");
+			break;
+		}
+		n = 0;
+		while ((de = readdir(d)) != NULL) {
+			if (util_parse_int(de->d_name, 1, INT_MAX, &pid) ==
+			        -1 ||
+			    worker_proc_stat(pid, &st, &sess) == -1 ||
+			    sess != sid || st == 'Z' || st == 'X')
+				continue;
+			if (kill((pid_t)pid, SIGKILL) == 0)
+				n++;
+		}
+		closedir(d);
+		if (pass == 0)
+			killed = n;
+	}
+	return (killed);
+}
+
+/*
+ * w's supervisor has died without an outcome: stop what is left of its job,
+ * and say so.
+ */
+static void
+worker_kill_leftovers(int64_t id, pid_t sid)
+{
+	int n;
+
+	if (sid <= 0 || (n = worker_kill_session(sid)) == 0)
+		return;
+	log_warnx("job %lld: its supervisor (pid %ld) died without an "
+	          "outcome; killed %d process%s it left running",
+	          (long long)id, (long)sid, n, n == 1 ? "" : "es");
+}
+
 /* Record how w's job ended, from its outcome file, in the transaction. */
 static void
 worker_record_outcome(struct worker *w)
@@ -387,8 +599,10 @@ worker_record_outcome(struct worker *w)
 		                                : WEXITSTATUS(w->status));
 	if (outcome_read(jobd_conf.state_dir, w->id, &o) == 0)
 		worker_record(w->id, &o, NULL);
-	else
+	else {
+		worker_kill_leftovers(w->id, w->pid);
 		worker_record(w->id, NULL, how);
+	}
 	LIST_INSERT_HEAD(&worker_ended, w, entry);
 }
 
@@ -482,7 +696,12 @@ worker_after_commit(void)
 
 	LIST_FOREACH(w, &worker_running, entry)
 	{
-		if (w->pending_sig == 0)
+		if (w->pending_sig == 0 || w->pid <= 0)
+			continue; /* an unknown pid: sent once it is known */
+		/* Without a pidfd, the pid is its only while it has the lock.
+		 */
+		if (w->adopt_ev != NULL && event_get_fd(w->adopt_ev) == -1 &&
+		    !worker_alive(w->id))
 			continue;
 		union sigval v = { .sival_int = w->pending_sig };
 		if (sigqueue(w->pid, SIGUSR1, v) != 0)
@@ -513,43 +732,85 @@ worker_alive(int64_t id)
 	return (alive);
 }
 
-/* An adopted supervisor has exited: record its job's end as for ours. */
-static void
-worker_adopted_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
+static const struct timeval worker_poll_tv = { 1, 0 };
 
-	(void)what;
+static void
+worker_adopted_end(struct worker *w)
+{
+	if (event_get_fd(w->adopt_ev) != -1)
+		close(event_get_fd(w->adopt_ev));
 	event_free(w->adopt_ev);
 	w->adopt_ev = NULL;
-	close(fd);
 	worker_ended_cb(w, -1);
 	server_wake();
 }
 
+/* An adopted supervisor's pidfd is readable: it has exited. */
+static void
+worker_adopted_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_adopted_end(arg);
+}
+
+/*
+ * An adopted supervisor watched without a pidfd: has it let go of its lock?
+ * Until its pid is known (it writes it first thing), look for it.
+ */
+static void
+worker_adopted_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->pid == 0 && (w->pid = worker_run_read_pid(w->id)) > 0)
+		server_wake(); /* a cancel may wait for it */
+	if (!worker_alive(w->id))
+		worker_adopted_end(w);
+}
+
 /*
  * Adopt the supervisor an older jobd started for running job j, if it is
- * still alive: it holds the lock on the job's run file, and the pid
- * recorded for it is that process (its pidfd is opened before the lock is
- * checked, so the pid cannot be reused in between). The job stays running
- * and keeps its slot; the pidfd says when it ends, since it is not our
- * child; cancel works as for our own. Returns 0, or -1 if it is gone.
+ * still alive: it holds the lock on the job's run file. Its pid is the one
+ * in the run file (written by jobd and by the supervisor itself), else the
+ * one recorded. Its pidfd is opened before the lock is checked, so the pid
+ * cannot be reused in between; if there is no pidfd to be had (no pid yet,
+ * or pidfd_open failed), the lock is checked every second instead. The job
+ * stays running and keeps its slot; cancel works as for our own. Returns
+ * 0, or -1 if it is gone.
  */
 static int
 worker_adopt(const struct job *j)
 {
 	struct worker *w;
-	int fd;
+	pid_t pid = worker_run_read_pid(j->id);
+	int fd = -1, err = 0;
 
-	if (j->sup_pid <= 0 || (fd = pidfd_open((pid_t)j->sup_pid, 0)) == -1)
-		return (-1);
+	if (pid == 0)
+		pid = (pid_t)j->sup_pid;
+	if (pid > 0 && (fd = pidfd_open(pid, 0)) == -1)
+		err = errno;
 	if (!worker_alive(j->id)) {
-		close(fd);
+		if (fd != -1)
+			close(fd);
 		return (-1);
 	}
-	w = worker_new(j->id, j->queue, (pid_t)j->sup_pid);
-	w->adopt_ev = event_new(server_base, fd, EV_READ, worker_adopted_cb, w);
-	if (w->adopt_ev == NULL || event_add(w->adopt_ev, NULL) != 0)
+	w = worker_new(j->id, j->queue, fd != -1 ? pid : 0);
+	if (fd != -1)
+		w->adopt_ev =
+		    event_new(server_base, fd, EV_READ, worker_adopted_cb, w);
+	else {
+		log_warnx("job %lld: cannot watch its supervisor (pid %ld) "
+		          "with a pidfd%s%s; checking its lock every second",
+		          (long long)j->id, (long)pid, err ? ": " : "",
+		          err ? strerror(err) : "");
+		w->adopt_ev = event_new(server_base, -1, EV_PERSIST,
+		                        worker_adopted_poll_cb, w);
+	}
+	if (w->adopt_ev == NULL ||
+	    event_add(w->adopt_ev, fd != -1 ? NULL : &worker_poll_tv) != 0)
 		fatalx("cannot watch the supervisor of job %lld",
 		       (long long)j->id);
 	LIST_INSERT_HEAD(&worker_running, w, entry);
@@ -557,10 +818,22 @@ worker_adopt(const struct job *j)
 	return (0);
 }
 
+/* Did the jobd of instance (boot id/start/pid) run in this boot? */
+static int
+worker_same_boot(const char *instance)
+{
+	size_t n = strcspn(jobd_instance, "/");
+
+	return (instance != NULL && strncmp(instance, jobd_instance, n) == 0 &&
+	        instance[n] == '/' &&
+	        strncmp(jobd_instance, "unknown/", 8) != 0);
+}
+
 static void
 worker_recover_one(struct job *j)
 {
 	struct outcome o;
+	struct worker *w;
 
 	if (worker_adopt(j) == 0) {
 		log_info("job %lld: adopted its running supervisor (pid %lld)",
@@ -573,13 +846,20 @@ worker_recover_one(struct job *j)
 		log_info("job %lld ended while jobd was down; outcome recorded",
 		         (long long)j->id);
 	} else {
+		pid_t sid = worker_run_read_pid(j->id);
+
+		/* Pids of an earlier boot are other processes now. */
+		if (worker_same_boot(j->instance))
+			worker_kill_leftovers(
+			    j->id, sid > 0 ? sid : (pid_t)j->sup_pid);
 		worker_record(
 		    j->id, NULL,
 		    "jobd stopped while the job ran, and its supervisor left "
 		    "no outcome");
 		log_warnx("job %lld: lost", (long long)j->id);
 	}
-	LIST_INSERT_HEAD(&worker_ended, worker_new(j->id, j->queue, 0), entry);
+	w = worker_new(j->id, j->queue, 0); /* the macro repeats its argument */
+	LIST_INSERT_HEAD(&worker_ended, w, entry);
 }
 
 /* Ids of running jobs, collected first: they are settled after the query. */
@@ -633,7 +913,8 @@ worker_fini(void)
 	/* Running jobs go on under their supervisors. */
 	while ((w = LIST_FIRST(&worker_running)) != NULL) {
 		if (w->adopt_ev != NULL) {
-			close(event_get_fd(w->adopt_ev));
+			if (event_get_fd(w->adopt_ev) != -1)
+				close(event_get_fd(w->adopt_ev));
 			event_free(w->adopt_ev);
 		}
 		LIST_REMOVE(w, entry);

@@ -559,8 +559,9 @@ lost_once_pid(struct jobd_inst *inst, const char *name, int i)
 
 /*
  * A supervisor killed with SIGKILL leaves no outcome: the attempt is lost.
- * With --retry-on-lost it is retried; without, the job ends lost. (The
- * job itself, left without its supervisor, is killed here by its group.)
+ * With --retry-on-lost it is retried; without, the job ends lost. (jobd
+ * kills the job left without its supervisor; test_supervisor_kill.c checks
+ * that. The group is killed here too, in case it did not.)
  */
 static void
 test_retry_on_lost(void **state)
@@ -576,6 +577,8 @@ test_retry_on_lost(void **state)
 
 	for (int i = 0; i < 2; i++) {
 		id[i] = submit_lost_once(inst, i, i == 0 ? on_lost : plain);
+		/* Once the job has written its pid: jobd kills the rest. */
+		(void)lost_once_pid(inst, "job", i);
 		assert_int_equal(kill(lost_once_pid(inst, "sup", i), SIGKILL),
 		                 0);
 	}

@@ -7,9 +7,11 @@
  * start, when, and in what order. Each test has its own state folder and
  * store.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,7 +59,7 @@ setup(void **state)
 
 	if (fx == NULL)
 		return (-1);
-	if (fixture_mkdtemp(fx->dir, sizeof fx->dir, "sched") == -1) {
+	if (fixture_mkstate(fx->dir, sizeof fx->dir, "sched") == -1) {
 		free(fx);
 		return (-1);
 	}
@@ -1050,6 +1052,62 @@ test_attempt_array_slot(void **state)
 	assert_int_equal(queue_array_holders(aid), 1);
 }
 
+/*
+ * A supervisor holds its run file's lock from its first instruction: jobd
+ * takes the lock before the fork and hands it over on fd 4, so a jobd that
+ * dies at any moment after the fork leaves a supervisor its successor can
+ * tell from a dead one. The "supervisor" here is a script that never locks
+ * anything itself, and the run file carries its pid.
+ */
+static void
+test_run_file_locked_before_exec(void **state)
+{
+	struct fixture *fx = *state;
+	char script[128], run[160], buf[32];
+	int64_t id;
+	pid_t pid;
+	ssize_t n;
+	FILE *f;
+	int fd;
+
+	snprintf(script, sizeof script, "%s/sup.sh", fx->dir);
+	assert_non_null(f = fopen(script, "w"));
+	/* It checks that it got fd 4, then only waits. */
+	fputs("#!/bin/sh\n[ -e /dev/fd/4 ] || exit 9\nexec sleep 30\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(script, 0700), 0);
+	snprintf(jobd_conf.supervisor, sizeof jobd_conf.supervisor, "%s",
+	         script);
+	id = insert_job(0);
+	sched_kick();
+	run_sched();
+	snprintf(jobd_conf.supervisor, sizeof jobd_conf.supervisor,
+	         "/bin/true");
+	assert_int_equal(job_state(id), JOB_RUNNING);
+
+	snprintf(run, sizeof run, "%s/run/%lld.run", fx->dir, (long long)id);
+	assert_true((fd = open(run, O_RDONLY)) != -1);
+	errno = 0;
+	assert_int_equal(flock(fd, LOCK_SH | LOCK_NB), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	assert_true(n > 1);
+	buf[n] = '\0';
+	pid = (pid_t)strtol(buf, NULL, 10);
+	{
+		struct job j;
+
+		get_job(id, &j);
+		assert_int_equal(pid, (pid_t)j.sup_pid);
+		job_clear(&j);
+	}
+	/* Its end: the lock goes with it, and the job is lost (no outcome). */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	reap(&id, 1);
+	assert_lost(id);
+}
+
 int
 main(void)
 {
@@ -1071,6 +1129,7 @@ main(void)
 		T(test_attempt_no_retry),
 		T(test_attempt_lost_cancelled),
 		T(test_attempt_array_slot),
+		T(test_run_file_locked_before_exec),
 	};
 #undef T
 
