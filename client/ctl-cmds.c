@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/random.h>
 
 #include "ctl.h"
@@ -150,7 +151,7 @@ ctl_request_check(struct ctl_ctx *ctx, const char *buf, size_t len)
 	return (CTL_EXIT_OK);
 }
 
-/* Connect on the first request. */
+/* Make the connection on the first request (it dials when it sends). */
 static int
 ctl_connect(struct ctl_ctx *ctx)
 {
@@ -161,7 +162,8 @@ ctl_connect(struct ctl_ctx *ctx)
 		return (CTL_EXIT_OK);
 	if ((rv = ctl_socket_url(ctx->socket, url, sizeof url)) != 0)
 		return (rv);
-	return (ctl_conn_open(url, &ctx->conn));
+	ctx->conn = ctl_conn_new(url);
+	return (CTL_EXIT_OK);
 }
 
 /* Does jobd say ok? If not, says why and returns the exit code. */
@@ -184,12 +186,14 @@ ctl_reply_check(json_t *reply)
 }
 
 /*
- * Send req (the caller keeps it) and wait up to timeout_ms for the reply.
- * Returns 0 and sets *replyp (the caller owns it) if jobd says ok; otherwise
- * says why and returns the exit code.
+ * Send req (the caller keeps it) with ctl_conn_request's flags and wait up
+ * to timeout_ms for the reply. Returns 0 and sets *replyp (the caller owns
+ * it) if jobd says ok; CTL_AGAIN as ctl_conn_request does; otherwise says
+ * why and returns the exit code.
  */
 static int
-ctl_call(struct ctl_ctx *ctx, json_t *req, int timeout_ms, json_t **replyp)
+ctl_call_flags(struct ctl_ctx *ctx, json_t *req, int timeout_ms, int flags,
+               json_t **replyp)
 {
 	json_t *reply = NULL;
 	char *buf;
@@ -201,13 +205,108 @@ ctl_call(struct ctl_ctx *ctx, json_t *req, int timeout_ms, json_t **replyp)
 	len = strlen(buf);
 	if ((rv = ctl_request_check(ctx, buf, len)) == 0 &&
 	    (rv = ctl_connect(ctx)) == 0)
-		rv = ctl_conn_request(ctx->conn, buf, len, timeout_ms, &reply);
+		rv = ctl_conn_request(ctx->conn, buf, len, timeout_ms, flags,
+		                      &reply);
 	free(buf);
 	if (rv == 0 && (rv = ctl_reply_check(reply)) != 0)
 		json_decref(reply);
 	if (rv == 0)
 		*replyp = reply;
 	return (rv);
+}
+
+/* ctl_call_flags without flags: a failure is a failure. */
+static int
+ctl_call(struct ctl_ctx *ctx, json_t *req, int timeout_ms, json_t **replyp)
+{
+	return (ctl_call_flags(ctx, req, timeout_ms, 0, replyp));
+}
+
+/*
+ * The pause before the next try: ctx->backoff_ms, doubled for the time
+ * after, but never past end (monotonic ms).
+ */
+static void
+ctl_backoff(struct ctl_ctx *ctx, int64_t end)
+{
+	int64_t ms = end - util_mono_ms();
+	struct timespec ts;
+
+	if (ms > ctx->backoff_ms)
+		ms = ctx->backoff_ms;
+	ctx->backoff_ms = ctx->backoff_ms * 2 > CTL_BACKOFF_LAST_MS
+	                      ? CTL_BACKOFF_LAST_MS
+	                      : ctx->backoff_ms * 2;
+	if (ms <= 0)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		continue;
+}
+
+/*
+ * ctl_call for a request jobd may park (wait, logs --follow), which survives
+ * a jobd restart: when jobd cannot be reached, the connection drops or jobd
+ * answers shutting_down, this pauses briefly and returns CTL_AGAIN, and the
+ * caller brings req up to date (what is left of its timeout, the offset
+ * reached) and calls again. It does so for ctx->reconnect_ms from the first
+ * failure in a row, and not past until (monotonic ms; 0: no limit); then
+ * one last try, which reports its failure as ctl_call does. jobctl says
+ * nothing about a reconnection that works: scripts read its stderr.
+ */
+static int
+ctl_call_resume(struct ctl_ctx *ctx, json_t *req, int64_t until,
+                json_t **replyp)
+{
+	int flags = CTL_CONN_RESUME, last = ctx->last_try;
+	int64_t now, end;
+	int rv;
+
+	if (ctx->reconnect_ms == 0 || last)
+		flags = 0;
+	rv = ctl_call_flags(ctx, req, CTL_RECV_PARK_MS, flags, replyp);
+	if (rv != CTL_AGAIN) {
+		if (rv != CTL_EXIT_OK && last &&
+		    util_mono_ms() >= ctx->outage_end)
+			output_error("jobd did not come back within %lld s "
+			             "(JOBCTL_RECONNECT_S)",
+			             (long long)(ctx->reconnect_ms / 1000));
+		ctx->outage_end = 0;
+		ctx->last_try = 0;
+		return (rv);
+	}
+	now = util_mono_ms();
+	if (ctx->outage_end == 0) {
+		ctx->outage_end = now + ctx->reconnect_ms;
+		ctx->backoff_ms = CTL_BACKOFF_FIRST_MS;
+	}
+	end = until > 0 && until < ctx->outage_end ? until : ctx->outage_end;
+	if (now >= end)
+		ctx->last_try = 1;
+	else
+		ctl_backoff(ctx, end);
+	return (CTL_AGAIN);
+}
+
+/*
+ * How long wait and logs --follow try to reach jobd again: JOBCTL_RECONNECT_S
+ * seconds, if set and not empty, else CTL_RECONNECT_S.
+ */
+static int
+ctl_reconnect_setup(struct ctl_ctx *ctx)
+{
+	const char *env = getenv("JOBCTL_RECONNECT_S");
+	long long s = CTL_RECONNECT_S;
+
+	if (env != NULL && *env != '\0' &&
+	    util_parse_int(env, 0, CTL_RECONNECT_MAX, &s) != 0)
+		return (ctl_usage_error(ctx->op,
+		                        "JOBCTL_RECONNECT_S: '%s' is not a "
+		                        "number of seconds from 0 to %d",
+		                        env, CTL_RECONNECT_MAX));
+	ctx->reconnect_ms = s * 1000;
+	return (CTL_EXIT_OK);
 }
 
 /*
@@ -997,7 +1096,9 @@ ctl_logs_chunk(struct ctl_ctx *ctx, struct ctl_logs *lg, json_t *reply,
 /*
  * logs: ask for output from the offset reached until there is no more (or,
  * with --follow, until the job has ended and all is read). A follow request
- * is parked by jobd until there is output, so this loop never spins.
+ * is parked by jobd until there is output, so this loop never spins; across
+ * a jobd restart it asks the next jobd from the same offset, so nothing is
+ * printed twice or left out.
  */
 static int
 ctl_exec_logs(struct ctl_ctx *ctx, struct ctl_args *args)
@@ -1011,15 +1112,21 @@ ctl_exec_logs(struct ctl_ctx *ctx, struct ctl_args *args)
 		return (rv);
 	lg.stream = args->opts['e'] != NULL ? "stderr" : "stdout";
 	lg.follow = args->opts['f'] != NULL;
+	if (lg.follow && (rv = ctl_reconnect_setup(ctx)) != 0)
+		return (rv);
 	req = proto_request_new(ctx->op);
 	json_object_set_new(req, "id", json_integer(lg.id));
 	json_object_set_new(req, "stream", json_string(lg.stream));
 	json_object_set_new(req, "follow", json_boolean(lg.follow));
 	while (more) {
 		json_object_set_new(req, "offset", json_integer(lg.offset));
-		if ((rv = ctl_call(ctx, req,
-		                   lg.follow ? CTL_RECV_PARK_MS : CTL_RECV_MS,
-		                   &reply)) != 0)
+		if (lg.follow)
+			rv = ctl_call_resume(ctx, req, 0, &reply);
+		else
+			rv = ctl_call(ctx, req, CTL_RECV_MS, &reply);
+		if (rv == CTL_AGAIN)
+			continue;
+		if (rv != 0)
 			break;
 		rv = ctl_logs_chunk(ctx, &lg, reply, &more);
 		json_decref(reply);
@@ -1120,7 +1227,8 @@ ctl_wait_timeout(struct ctl_ctx *ctx, json_t *req)
 
 /*
  * wait: jobd answers when the jobs have ended, or with done:false after at
- * most PROTO_MAX_PARK_MS; then ask again with the time that is left.
+ * most PROTO_MAX_PARK_MS; then ask again with the time that is left. Across
+ * a jobd restart, ask the next jobd the same way (ctl_call_resume).
  */
 static int
 ctl_exec_wait(struct ctl_ctx *ctx, struct ctl_args *args)
@@ -1136,7 +1244,8 @@ ctl_exec_wait(struct ctl_ctx *ctx, struct ctl_args *args)
 		                        "--timeout: '%s' is not a duration "
 		                        "(90s, 5m, 2h, 1d, 500ms)",
 		                        arg));
-	if ((rv = ctl_ids_request(ctx, args, &req)) != 0)
+	if ((rv = ctl_reconnect_setup(ctx)) != 0 ||
+	    (rv = ctl_ids_request(ctx, args, &req)) != 0)
 		return (rv);
 	/* Far enough for ever, and no overflow. */
 	if (timeout > INT64_MAX / 4)
@@ -1147,7 +1256,11 @@ ctl_exec_wait(struct ctl_ctx *ctx, struct ctl_args *args)
 		if (timeout >= 0 && (left = deadline - util_mono_ms()) < 0)
 			left = 0;
 		json_object_set_new(req, "timeout_ms", json_integer(left));
-		if ((rv = ctl_call(ctx, req, CTL_RECV_PARK_MS, &reply)) != 0)
+		rv = ctl_call_resume(ctx, req, timeout >= 0 ? deadline : 0,
+		                     &reply);
+		if (rv == CTL_AGAIN)
+			continue;
+		if (rv != 0)
 			break;
 		if ((done = ctl_reply_get(reply, "done", JSON_TRUE)) == NULL) {
 			rv = CTL_EXIT_PROTOCOL;
@@ -1428,26 +1541,184 @@ out:
 	return (rv);
 }
 
+/* What shutdown modes mean: the mode, the option, and ping's words. */
+static const struct {
+	const char *mode, *option, *stopping;
+} ctl_shutdown_modes[] = {
+	{ "now", NULL, "stopping" },
+	{ "drain", "--drain", "stopping once no job runs" },
+	{ "stop_jobs", "--stop-jobs",
+	  "stopping its running jobs, then itself" },
+};
+#define CTL_SHUTDOWN_NOW   0
+#define CTL_SHUTDOWN_DRAIN 1
+#define CTL_SHUTDOWN_STOP  2
+#define CTL_SHUTDOWN_MODES                                                     \
+	(sizeof ctl_shutdown_modes / sizeof ctl_shutdown_modes[0])
+
+/* The index of a mode's name in ctl_shutdown_modes, or -1. */
+static int
+ctl_shutdown_mode(const char *mode)
+{
+	for (size_t i = 0; mode != NULL && i < CTL_SHUTDOWN_MODES; i++)
+		if (strcmp(mode, ctl_shutdown_modes[i].mode) == 0)
+			return ((int)i);
+	return (-1);
+}
+
 static int
 ctl_exec_ping(struct ctl_ctx *ctx, struct ctl_args *args)
 {
 	json_t *req = proto_request_new(ctx->op), *reply = NULL, *pid, *v, *obj;
-	int rv;
+	json_t *stopping;
+	int rv, mode = -1;
 
 	(void)args;
 	if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
 		goto out;
+	/* "stopping" only while jobd drains or stops its jobs. */
+	stopping = json_object_get(reply, "stopping");
 	if ((pid = ctl_reply_get(reply, "pid", JSON_INTEGER)) == NULL ||
-	    (v = ctl_reply_get(reply, "version", JSON_STRING)) == NULL)
+	    (v = ctl_reply_get(reply, "version", JSON_STRING)) == NULL ||
+	    (stopping != NULL &&
+	     (mode = ctl_shutdown_mode(json_string_value(stopping))) < 0)) {
+		if (stopping != NULL && pid != NULL && v != NULL)
+			output_error("malformed reply from jobd: \"stopping\" "
+			             "is not a shutdown mode");
 		rv = CTL_EXIT_PROTOCOL;
-	else if (ctx->json) {
+	} else if (ctx->json) {
 		obj = json_pack("{s:O, s:O}", "pid", pid, "version", v);
+		if (stopping != NULL)
+			json_object_set(obj, "stopping", stopping);
 		output_json(obj);
 		json_decref(obj);
-	} else
+	} else if (mode >= 0)
+		printf("jobd %s (pid %lld) is up, %s\n", json_string_value(v),
+		       (long long)json_integer_value(pid),
+		       ctl_shutdown_modes[mode].stopping);
+	else
 		printf("jobd %s (pid %lld) is up\n", json_string_value(v),
 		       (long long)json_integer_value(pid));
 out:
+	json_decref(reply);
+	json_decref(req);
+	return (rv);
+}
+
+/* What shutdown printed: what jobd does, with its n running jobs. */
+static void
+ctl_shutdown_print(int mode, long long n)
+{
+	const char *s = n == 1 ? "" : "s";
+
+	if (n == 0)
+		printf("jobd is stopping; no job is running\n");
+	else if (mode == CTL_SHUTDOWN_DRAIN && n == 1)
+		printf("jobd stops once the running job has ended; no new job "
+		       "starts\n");
+	else if (mode == CTL_SHUTDOWN_DRAIN)
+		printf("jobd stops once the %lld running jobs have ended; no "
+		       "new job starts\n",
+		       n);
+	else if (mode == CTL_SHUTDOWN_STOP)
+		printf("jobd is stopping %lld running job%s, then itself\n", n,
+		       s);
+	else if (n == 1)
+		printf("jobd is stopping; 1 running job goes on under its "
+		       "supervisor\n");
+	else
+		printf("jobd is stopping; %lld running jobs go on under their "
+		       "supervisors\n",
+		       n);
+}
+
+/*
+ * shutdown: jobd answers once it has taken the request, before it exits; the
+ * reply's mode is the one in force, which an earlier request may have made
+ * stronger than this one's.
+ */
+static int
+ctl_exec_shutdown(struct ctl_ctx *ctx, struct ctl_args *args)
+{
+	json_t *req, *reply = NULL, *mode, *running, *obj;
+	int rv, m = CTL_SHUTDOWN_NOW;
+
+	if (args->opts['d'] != NULL && args->opts['S'] != NULL)
+		return (ctl_usage_error(
+		    ctx->op, "give --drain or --stop-jobs, not both"));
+	if (args->opts['d'] != NULL)
+		m = CTL_SHUTDOWN_DRAIN;
+	else if (args->opts['S'] != NULL)
+		m = CTL_SHUTDOWN_STOP;
+	req = proto_request_new(ctx->op);
+	json_object_set_new(req, "mode",
+	                    json_string(ctl_shutdown_modes[m].mode));
+	if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
+		goto out;
+	if ((mode = ctl_reply_get(reply, "mode", JSON_STRING)) == NULL ||
+	    (running = ctl_reply_get(reply, "running", JSON_INTEGER)) == NULL) {
+		rv = CTL_EXIT_PROTOCOL;
+		goto out;
+	}
+	if ((m = ctl_shutdown_mode(json_string_value(mode))) < 0 ||
+	    json_integer_value(running) < 0) {
+		output_error("malformed reply from jobd: mode \"%s\", %lld "
+		             "running",
+		             json_string_value(mode),
+		             (long long)json_integer_value(running));
+		rv = CTL_EXIT_PROTOCOL;
+	} else if (ctx->json) {
+		obj = json_pack("{s:O, s:O}", "mode", mode, "running", running);
+		output_json(obj);
+		json_decref(obj);
+	} else
+		ctl_shutdown_print(m, (long long)json_integer_value(running));
+out:
+	json_decref(reply);
+	json_decref(req);
+	return (rv);
+}
+
+/*
+ * backup: jobd writes the file, so a relative FILE is made absolute here,
+ * against jobctl's folder (jobd's is another).
+ */
+static int
+ctl_exec_backup(struct ctl_ctx *ctx, struct ctl_args *args)
+{
+	const char *file = args->argv[0];
+	json_t *req, *reply = NULL, *path, *bytes, *obj;
+	char *cwd = NULL, *abs;
+	int rv;
+
+	if (*file == '\0')
+		return (ctl_usage_error(ctx->op, "FILE is empty"));
+	if (*file == '/')
+		abs = xstrdup(file);
+	else if ((cwd = getcwd(NULL, 0)) == NULL) {
+		output_error("cannot get the current folder: %s",
+		             strerror(errno));
+		return (CTL_EXIT_ERROR);
+	} else
+		abs = xasprintf("%s%s%s", cwd,
+		                cwd[strlen(cwd) - 1] == '/' ? "" : "/", file);
+	free(cwd);
+	req = proto_request_new(ctx->op);
+	if ((rv = ctl_set_str(ctx, req, "path", abs, "FILE")) != 0 ||
+	    (rv = ctl_call(ctx, req, CTL_RECV_BACKUP_MS, &reply)) != 0)
+		goto out;
+	if ((path = ctl_reply_get(reply, "path", JSON_STRING)) == NULL ||
+	    (bytes = ctl_reply_get(reply, "bytes", JSON_INTEGER)) == NULL)
+		rv = CTL_EXIT_PROTOCOL;
+	else if (ctx->json) {
+		obj = json_pack("{s:O, s:O}", "path", path, "bytes", bytes);
+		output_json(obj);
+		json_decref(obj);
+	} else
+		printf("wrote %s (%lld bytes)\n", json_string_value(path),
+		       (long long)json_integer_value(bytes));
+out:
+	free(abs);
 	json_decref(reply);
 	json_decref(req);
 	return (rv);
@@ -1535,6 +1806,12 @@ static const struct option ctl_longopts_queue[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+static const struct option ctl_longopts_shutdown[] = {
+	{ "drain", no_argument, NULL, 'd' },
+	{ "stop-jobs", no_argument, NULL, 'S' },
+	{ NULL, 0, NULL, 0 },
+};
+
 static const struct option ctl_longopts_purge[] = {
 	{ "state", required_argument, NULL, 's' },
 	{ "older-than", required_argument, NULL, 'o' },
@@ -1617,13 +1894,21 @@ static const char ctl_notes_list[] =
     "SUBMITTED, NAME, COMMAND), newest first; a held job's state reads\n"
     "e.g. \"queued (held)\". With --json, an array of job objects.\n";
 
+/* The end of the notes of wait and logs (--follow). */
+#define CTL_NOTES_RECONNECT                                                    \
+	"If jobd goes away meanwhile (it cannot be reached, the connection\n"  \
+	"drops, or it says it is stopping), jobctl quietly tries again for\n"  \
+	"up to JOBCTL_RECONNECT_S seconds (default 60; 0: not at all), and\n"  \
+	"goes on with the next jobd as if nothing had happened.\n"
+
 static const char ctl_opts_logs[] =
     "  --stderr            the job's standard error, not its output\n"
     "  --follow            go on as the job writes, until it ends\n";
 static const char ctl_notes_logs[] =
     "ID is a job's id, not an array's.\n"
     "With --json, prints {\"id\", \"stream\", \"data\"}, with invalid UTF-8\n"
-    "replaced by U+FFFD; with --follow, one such line per chunk.\n";
+    "replaced by U+FFFD; with --follow, one such line per "
+    "chunk.\n" CTL_NOTES_RECONNECT;
 
 static const char ctl_opts_wait[] =
     "  --timeout DURATION  give up after DURATION: 90s, 5m, 2h, 1d, 500ms,\n"
@@ -1636,7 +1921,7 @@ static const char ctl_notes_wait[] =
     "job that ended cancelled, failed or lost without either (or with\n"
     "code 0) gives 1: only a job that succeeded gives 0. With several\n"
     "jobs, the first non-zero code in the order given (an array's tasks\n"
-    "in index order). 124 if DURATION passed first.\n";
+    "in index order). 124 if DURATION passed first.\n" CTL_NOTES_RECONNECT;
 
 static const char ctl_opts_cancel[] =
     "  --signal SIG        the signal for running jobs: TERM, SIGTERM or\n"
@@ -1689,6 +1974,31 @@ static const char ctl_notes_purge[] =
     "Deletes ended jobs and their output files; without options, every\n"
     "ended job. A user other than root purges only their own jobs.\n"
     "Prints \"purged N jobs\"; with --json, {\"purged\": N}.\n";
+
+static const char ctl_opts_shutdown[] =
+    "  --drain             start no new job, and stop once no job runs\n"
+    "  --stop-jobs         cancel the running jobs, and stop once they\n"
+    "                      have ended\n";
+static const char ctl_notes_shutdown[] =
+    "Without an option, jobd stops now; its running jobs go on under their\n"
+    "supervisors, and the next jobd takes them over. With --drain, queued\n"
+    "jobs wait for the next jobd, and until it stops jobd answers every\n"
+    "request (submits too). With --stop-jobs, each running job's process\n"
+    "group gets SIGTERM, then SIGKILL after the job's --kill-after; the\n"
+    "jobs end cancelled. A later shutdown may make the mode stronger\n"
+    "(--drain, then --stop-jobs, then now), not weaker.\n"
+    "Only root or jobd's own user. Returns once jobd has taken the\n"
+    "request: it does not wait for jobd to exit. Prints what jobd does;\n"
+    "with --json, {\"mode\", \"running\"}: the mode in force and the jobs\n"
+    "running.\n";
+
+static const char ctl_notes_backup[] =
+    "jobd writes the copy itself, as its own user: a relative FILE is taken\n"
+    "from the current folder, FILE must not exist, and its folder must be\n"
+    "writable by jobd. The copy is a whole sqlite database, written to a\n"
+    "temporary name beside FILE and renamed once complete, while jobd\n"
+    "runs on. Only root or jobd's own user. Waits up to 10 minutes.\n"
+    "Prints \"wrote FILE (N bytes)\"; with --json, {\"path\", \"bytes\"}.\n";
 
 /* submit stops at the first argument: the rest is the job's argv. */
 static const struct ctl_cmd ctl_cmd_SUBMIT = {
@@ -1785,6 +2095,20 @@ static const struct ctl_cmd ctl_cmd_PURGE = {
 	.exec = ctl_exec_purge,
 	.options = ctl_opts_purge,
 	.notes = ctl_notes_purge,
+};
+
+static const struct ctl_cmd ctl_cmd_SHUTDOWN = {
+	.longopts = ctl_longopts_shutdown,
+	.exec = ctl_exec_shutdown,
+	.options = ctl_opts_shutdown,
+	.notes = ctl_notes_shutdown,
+};
+
+static const struct ctl_cmd ctl_cmd_BACKUP = {
+	.minargs = 1,
+	.maxargs = 1,
+	.exec = ctl_exec_backup,
+	.notes = ctl_notes_backup,
 };
 
 static const struct ctl_cmd ctl_cmd_PING = {

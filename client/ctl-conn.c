@@ -4,8 +4,12 @@
  * off, so a request is never sent twice behind our back (a parked wait would
  * be duplicated after a minute otherwise); instead each request has its own
  * receive deadline, longer for one jobd may park. Every failure is reported
- * here, naming the socket, and turned into an exit code.
+ * here, naming the socket, and turned into an exit code; but a request that
+ * its caller resumes (wait, logs --follow) hands the failures a jobd restart
+ * explains back to it unreported, for it to try again (ctl_call_resume).
  */
+#include <sys/stat.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,76 +28,102 @@
 
 struct ctl_conn {
 	nng_socket sock;
+	int dialled; /* sock is open, its dialer started */
+	int reached; /* a dial has worked in this run */
 	char *url;
 };
 
+/* Close the socket, if open: the next request dials anew. */
 static void
-ctl_conn_free(struct ctl_conn *conn)
+ctl_conn_hangup(struct ctl_conn *conn)
 {
-	free(conn->url);
-	free(conn);
+	if (conn->dialled)
+		nng_close(conn->sock);
+	conn->dialled = 0;
 }
 
-/* Set up the socket and its dialer; returns an nng error. */
+/*
+ * Open a new socket and dial jobd; returns an nng error. The dial waits for
+ * the connection (flags 0) and fails at once if there is none. A failed
+ * dial leaves no socket behind.
+ */
 static int
 ctl_conn_dial(struct ctl_conn *conn)
 {
 	nng_dialer dialer;
 	int rv;
 
+	ctl_conn_hangup(conn);
+	if ((rv = nng_req0_open(&conn->sock)) != 0)
+		return (rv);
 	if ((rv = nng_socket_set_ms(conn->sock, NNG_OPT_REQ_RESENDTIME,
 	                            NNG_DURATION_INFINITE)) != 0 ||
 	    (rv = nng_dialer_create(&dialer, conn->sock, conn->url)) != 0 ||
 	    (rv = nng_dialer_set_size(dialer, NNG_OPT_RECVMAXSZ,
-	                              CTL_CONN_MAX_REPLY)) != 0)
+	                              CTL_CONN_MAX_REPLY)) != 0 ||
+	    (rv = nng_dialer_start(dialer, 0)) != 0) {
+		nng_close(conn->sock);
 		return (rv);
-	/* Flags 0: wait for the connection, and fail now if there is none. */
-	return (nng_dialer_start(dialer, 0));
+	}
+	conn->dialled = conn->reached = 1;
+	return (0);
 }
 
 /*
- * Connect to jobd at url. Returns 0 and sets *connp (the caller closes it
- * with ctl_conn_close), or says why and returns an exit code.
+ * Is there no jobd at all, rather than one restarting? An ipc:// socket
+ * that is not there: jobd removes it when it stops cleanly, but one that
+ * never ran (or a mistyped --socket) has none either. A socket left by a
+ * jobd that crashed refuses connections until the next one starts.
  */
-int
-ctl_conn_open(const char *url, struct ctl_conn **connp)
+static int
+ctl_conn_absent(struct ctl_conn *conn)
 {
-	static int registered;
-	struct ctl_conn *conn;
-	int rv;
+	struct stat sb;
 
-	/* Free nng's globals at exit so that leak checkers see only ours. */
-	if (!registered && atexit(nng_fini) == 0)
-		registered = 1;
+	return (strncmp(conn->url, "ipc://", 6) == 0 &&
+	        stat(conn->url + 6, &sb) == -1 && errno == ENOENT);
+}
+
+/*
+ * A connection to jobd at url, not dialled yet: the first request dials.
+ * The caller closes it with ctl_conn_close.
+ */
+struct ctl_conn *
+ctl_conn_new(const char *url)
+{
+	struct ctl_conn *conn;
+
+	/*
+	 * No nng_fini at exit: in nng 1.5.2 it races with the reaping of a
+	 * failed dial's pipe and may panic ("pthread_mutex_lock: Invalid
+	 * argument") or hang for ever, in about 2% of the runs whose dial
+	 * failed. nng's globals stay reachable, so leak checkers are quiet.
+	 */
 	conn = xcalloc(1, sizeof *conn);
 	conn->url = xstrdup(url);
-	if ((rv = nng_req0_open(&conn->sock)) != 0) {
-		output_error("cannot open a socket: %s", nng_strerror(rv));
-		ctl_conn_free(conn);
-		return (CTL_EXIT_ERROR);
-	}
-	if ((rv = ctl_conn_dial(conn)) != 0) {
-		output_error("cannot reach jobd at %s: %s", url,
-		             nng_strerror(rv));
-		ctl_conn_close(conn);
-		return (CTL_EXIT_UNAVAILABLE);
-	}
-	*connp = conn;
-	return (CTL_EXIT_OK);
+	return (conn);
 }
 
 void
 ctl_conn_close(struct ctl_conn *conn)
 {
-	nng_close(conn->sock);
-	ctl_conn_free(conn);
+	ctl_conn_hangup(conn);
+	free(conn->url);
+	free(conn);
 }
 
-/* Say why a send or receive failed; returns the exit code. */
+/* Say why a dial, send or receive failed; returns the exit code. */
 static int
-ctl_conn_fail(struct ctl_conn *conn, int rv, int timeout_ms)
+ctl_conn_fail(struct ctl_conn *conn, int rv, int dialling, int timeout_ms)
 {
-	if (rv == NNG_ETIMEDOUT)
+	if (rv == NNG_ENOMEM) {
+		output_error("cannot talk to jobd: %s", nng_strerror(rv));
+		return (CTL_EXIT_ERROR);
+	}
+	if (dialling)
+		output_error("cannot reach jobd at %s: %s", conn->url,
+		             nng_strerror(rv));
+	else if (rv == NNG_ETIMEDOUT)
 		output_error("no reply from jobd at %s within %d s", conn->url,
 		             timeout_ms / 1000);
 	else
@@ -133,37 +163,69 @@ ctl_conn_dropped(int rv)
 	        rv == NNG_ECONNSHUT);
 }
 
+/* Is reply jobd saying that it is stopping? */
+static int
+ctl_conn_stopping(json_t *reply)
+{
+	char msg[8];
+
+	return (proto_reply_status(reply, msg, sizeof msg) == PROTO_ESHUTDOWN);
+}
+
 /*
  * Send the len bytes of req (one JSON request) and wait up to timeout_ms for
- * the reply. Returns 0 and sets *replyp to the decoded reply (the caller owns
- * it), or says why and returns an exit code. If the connection drops, the
- * request is sent once more on a new one: every request is safe to repeat
- * (a submit carries its key, so it never makes a second job).
+ * the reply, dialling first if need be. Returns 0 and sets *replyp to the
+ * decoded reply (the caller owns it), or says why and returns an exit code.
+ *
+ * Without CTL_CONN_RESUME, if the connection drops, the request is sent once
+ * more on a new one: every request is safe to repeat (a submit carries its
+ * key, so it never makes a second job).
+ *
+ * With CTL_CONN_RESUME (a request jobd may park, which the caller will send
+ * again), what a jobd restart explains is not reported: if jobd cannot be
+ * reached, the connection drops, or jobd answers shutting_down, the
+ * connection is closed and CTL_AGAIN returned, at once. Only a first dial
+ * to a socket file that does not exist fails as usual: no jobd is there.
  */
 int
 ctl_conn_request(struct ctl_conn *conn, const char *req, size_t len,
-                 int timeout_ms, json_t **replyp)
+                 int timeout_ms, int flags, json_t **replyp)
 {
 	nng_msg *msg;
 	json_t *reply;
 	json_error_t jerr;
-	int rv;
+	int rv, resume = flags & CTL_CONN_RESUME;
 
+	if (!conn->dialled && (rv = ctl_conn_dial(conn)) != 0) {
+		/* Wait for a jobd that went away, not for one never there. */
+		if (resume && rv != NNG_ENOMEM &&
+		    (conn->reached || !ctl_conn_absent(conn)))
+			return (CTL_AGAIN);
+		return (ctl_conn_fail(conn, rv, 1, timeout_ms));
+	}
 	rv = ctl_conn_exchange(conn, req, len, timeout_ms, &msg);
 	if (ctl_conn_dropped(rv)) {
-		nng_close(conn->sock);
-		if ((rv = nng_req0_open(&conn->sock)) == 0 &&
-		    (rv = ctl_conn_dial(conn)) == 0)
+		if (resume) {
+			ctl_conn_hangup(conn);
+			return (CTL_AGAIN);
+		}
+		if ((rv = ctl_conn_dial(conn)) == 0)
 			rv =
 			    ctl_conn_exchange(conn, req, len, timeout_ms, &msg);
 	}
 	if (rv != 0)
-		return (ctl_conn_fail(conn, rv, timeout_ms));
+		return (ctl_conn_fail(conn, rv, 0, timeout_ms));
 	reply = json_loadb(nng_msg_body(msg), nng_msg_len(msg), 0, &jerr);
 	nng_msg_free(msg);
 	if (reply == NULL) {
 		output_error("malformed reply from jobd: %s", jerr.text);
 		return (CTL_EXIT_PROTOCOL);
+	}
+	if (resume && ctl_conn_stopping(reply)) {
+		/* The next try needs the next jobd, on a new connection. */
+		json_decref(reply);
+		ctl_conn_hangup(conn);
+		return (CTL_AGAIN);
 	}
 	*replyp = reply;
 	return (CTL_EXIT_OK);

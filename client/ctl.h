@@ -23,9 +23,26 @@
 #define CTL_EXIT_PROTOCOL    70  /* a reply that makes no sense */
 #define CTL_EXIT_TIMEOUT     124 /* wait --timeout passed first */
 
-/* How long to wait for a reply: a plain one, and one jobd may park. */
-#define CTL_RECV_MS      30000
-#define CTL_RECV_PARK_MS (PROTO_MAX_PARK_MS + 10000)
+/*
+ * How long to wait for a reply: a plain one, one jobd may park, and a
+ * backup's (jobd answers once the copy is written).
+ */
+#define CTL_RECV_MS        30000
+#define CTL_RECV_PARK_MS   (PROTO_MAX_PARK_MS + 10000)
+#define CTL_RECV_BACKUP_MS (10 * 60 * 1000)
+
+/*
+ * wait and logs --follow try to reach jobd again for this long when it goes
+ * away (JOBCTL_RECONNECT_S, in seconds, changes it; at most CTL_RECONNECT_MAX
+ * seconds), pausing between tries from the first to the last backoff.
+ */
+#define CTL_RECONNECT_S      60
+#define CTL_RECONNECT_MAX    86400
+#define CTL_BACKOFF_FIRST_MS 50
+#define CTL_BACKOFF_LAST_MS  1000
+
+/* Not an exit code: try again (ctl_conn_request with CTL_CONN_RESUME). */
+#define CTL_AGAIN (-1)
 
 /* Room for an nng URL: "ipc://" and a path. */
 #define CTL_URL_MAX (PATH_MAX + 8)
@@ -37,7 +54,12 @@ struct ctl_ctx {
 	const char *socket;    /* --socket, or NULL */
 	int json;              /* --json */
 	int op;                /* the command, an index into proto_ops */
-	struct ctl_conn *conn; /* dialled by the first request */
+	struct ctl_conn *conn; /* made by the first request */
+	/* For requests that reconnect (ctl_call_resume): */
+	int64_t reconnect_ms; /* how long to try, from the first failure */
+	int64_t outage_end;   /* while jobd is away: when to stop; else 0 */
+	int backoff_ms;       /* the next pause */
+	int last_try;         /* the next try is the last, reported */
 };
 
 /* jobctl.c */
@@ -47,8 +69,11 @@ int ctl_usage_error(int, const char *, ...)
 int ctl_socket_url(const char *, char *, size_t);
 
 /* ctl-conn.c */
-int ctl_conn_open(const char *, struct ctl_conn **);
-int ctl_conn_request(struct ctl_conn *, const char *, size_t, int, json_t **);
+#define CTL_CONN_RESUME                                                        \
+	0x1 /* ctl_conn_request: return CTL_AGAIN on a restart */
+struct ctl_conn *ctl_conn_new(const char *);
+int ctl_conn_request(struct ctl_conn *, const char *, size_t, int, int,
+                     json_t **);
 void ctl_conn_close(struct ctl_conn *);
 
 /* ctl-cmds.c */

@@ -38,6 +38,13 @@ static const char jobctl_exits[] =
     "  ended cancelled, failed or lost without either; 124 if --timeout\n"
     "  passed first (jobctl wait --help)\n";
 
+static const char jobctl_env[] =
+    "environment:\n"
+    "  JOBD_SOCKET         jobd's socket, if --socket is not given\n"
+    "  JOBCTL_RECONNECT_S  how long wait and logs --follow try to reach\n"
+    "                      jobd again when it restarts, in seconds\n"
+    "                      (default 60; 0: not at all)\n";
+
 static void
 jobctl_usage_short(FILE *f)
 {
@@ -55,7 +62,7 @@ jobctl_usage(FILE *f)
 			fprintf(f, " %s", proto_ops[op].usage);
 		fprintf(f, "\n      %s\n", proto_ops[op].summary);
 	}
-	fprintf(f, "\n%s\n%s", jobctl_options, jobctl_exits);
+	fprintf(f, "\n%s\n%s\n%s", jobctl_options, jobctl_env, jobctl_exits);
 }
 
 /*

@@ -91,6 +91,14 @@ static const struct proto_field proto_fields_PURGE[] = {
 	{ "older_than_ms", PROTO_T_INT, 0, 0, PROTO_DURATION_MAX },
 	{ NULL, 0, 0, 0, 0 },
 };
+static const struct proto_field proto_fields_SHUTDOWN[] = {
+	{ "mode", PROTO_T_STRING, 0, 1, 16 }, /* now, drain, stop_jobs */
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct proto_field proto_fields_BACKUP[] = {
+	{ "path", PROTO_T_STRING, 1, 2, 4096 }, /* absolute */
+	{ NULL, 0, 0, 0, 0 },
+};
 static const struct proto_field proto_fields_PING[] = {
 	{ NULL, 0, 0, 0, 0 },
 };

@@ -27,6 +27,8 @@ static const cmd_exec_fn dispatch_cmds[PROTO_OP_MAX] = {
 	[PROTO_OP_RETRY] = cmd_retry_exec,
 	[PROTO_OP_QUEUE] = cmd_queue_exec,
 	[PROTO_OP_PURGE] = cmd_purge_exec,
+	[PROTO_OP_SHUTDOWN] = cmd_shutdown_exec,
+	[PROTO_OP_BACKUP] = cmd_backup_exec,
 	[PROTO_OP_PING] = cmd_ping_exec,
 	[PROTO_OP_VERSION] = cmd_version_exec,
 };

@@ -15,6 +15,7 @@ struct jobd_config jobd_conf;
 const char *jobd_instance = "none";
 struct event_base *server_base;
 int server_stopping;
+int server_draining;
 
 static struct event *server_hook_ev;
 static struct event *server_sig_ev[4];
@@ -43,13 +44,53 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	else
 		worker_after_commit();
 	dispatch_flush(failed);
-	if (!server_stopping)
+	if (!server_stopping && !server_draining)
 		sched_run();
-	else if (!queue_in_txn()) {
+	else if (!server_stopping && worker_count() == 0)
+		server_stop("no job runs any more");
+	else if (server_stopping && !queue_in_txn()) {
 		/* Give nng's threads a moment to put the last replies out. */
 		struct timeval linger = { 0, 100 * 1000 };
 		event_base_loopexit(server_base, &linger);
 	}
+}
+
+/*
+ * Stop now: answer what is parked, refuse every request from now on, and
+ * leave the loop once the last replies are out. Running jobs go on under
+ * their supervisors.
+ */
+void
+server_stop(const char *why)
+{
+	if (server_stopping)
+		return;
+	if (worker_count() > 0)
+		log_info("stopping (%s); %d running job%s go%s on under %s "
+		         "supervisor%s",
+		         why, worker_count(), worker_count() == 1 ? "" : "s",
+		         worker_count() == 1 ? "es" : "",
+		         worker_count() == 1 ? "its" : "their",
+		         worker_count() == 1 ? "" : "s");
+	else
+		log_info("stopping (%s)", why);
+	server_stopping = 1;
+	dispatch_shutdown();
+	cmd_backup_fini();
+	server_wake();
+}
+
+/*
+ * Stop once no job runs (SERVER_DRAIN), after cancelling the running ones
+ * (SERVER_STOP_JOBS, the caller cancels them): no job starts from now on,
+ * and every request is served meanwhile.
+ */
+void
+server_drain(int mode)
+{
+	if (mode > server_draining)
+		server_draining = mode;
+	server_wake();
 }
 
 static void
@@ -63,14 +104,7 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGTERM:
 	case SIGINT:
-		if (server_stopping)
-			break;
-		log_info("stopping on signal %d; running jobs go on under "
-		         "their supervisors",
-		         (int)sig);
-		/* From now on every request is answered shutting_down. */
-		server_stopping = 1;
-		dispatch_shutdown();
+		server_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	case SIGHUP:
 		log_info("SIGHUP: nothing to reload");

@@ -291,6 +291,20 @@ test_every_op_has_handler(void **state)
 			         "{\"v\":1,\"op\":\"queue\","
 			         "\"action\":\"list\"}");
 			break;
+		case PROTO_OP_SHUTDOWN:
+			/* drain: the loop's hook (not run here) would stop. */
+			snprintf(body, sizeof body,
+			         "{\"v\":1,\"op\":\"shutdown\","
+			         "\"mode\":\"drain\"}");
+			break;
+		case PROTO_OP_BACKUP:
+			/* A real backup parks; this one is refused at once. */
+			reply = callf(me(),
+			              "{\"v\":1,\"op\":\"backup\","
+			              "\"path\":\"%s\"}",
+			              fx->dir);
+			assert_error(reply, "invalid_state", "exists");
+			continue;
 		case PROTO_OP_LIST:
 		case PROTO_OP_PURGE:
 		case PROTO_OP_PING:
@@ -304,6 +318,8 @@ test_every_op_has_handler(void **state)
 		reply = assert_ok(call(me(), body));
 		json_decref(reply);
 	}
+	assert_int_equal(server_draining, SERVER_DRAIN);
+	server_draining = 0;
 }
 
 static void

@@ -194,6 +194,11 @@ test_decode_valid(void **state)
 		{ "{\"v\":1,\"op\":\"purge\",\"state\":\"failed\","
 		  "\"older_than_ms\":0}",
 		  PROTO_OP_PURGE },
+		{ "{\"v\":1,\"op\":\"shutdown\"}", PROTO_OP_SHUTDOWN },
+		{ "{\"v\":1,\"op\":\"shutdown\",\"mode\":\"drain\"}",
+		  PROTO_OP_SHUTDOWN },
+		{ "{\"v\":1,\"op\":\"backup\",\"path\":\"/tmp/x.db\"}",
+		  PROTO_OP_BACKUP },
 		{ "{\"v\":1,\"op\":\"ping\"}", PROTO_OP_PING },
 		{ "{\"op\":\"version\",\"v\":1}", PROTO_OP_VERSION },
 		{ " \n{\"v\":1,\"op\":\"ping\"}\n ", PROTO_OP_PING },
