@@ -22,8 +22,9 @@ static struct {
 	struct request *r; /* the request of the backup running, or NULL */
 	char *path;        /* its file */
 	char *tmp;         /* the file being written */
+	int fd;            /* tmp, to start its writeback as it grows */
 	struct event *ev;  /* the next step */
-} cmd_bk;
+} cmd_bk = { .fd = -1 };
 
 static void
 cmd_backup_end(void)
@@ -33,23 +34,39 @@ cmd_backup_end(void)
 		unlink(cmd_bk.tmp);
 	free(cmd_bk.tmp);
 	free(cmd_bk.path);
+	if (cmd_bk.fd != -1)
+		close(cmd_bk.fd);
 	if (cmd_bk.ev != NULL)
 		event_free(cmd_bk.ev);
 	memset(&cmd_bk, 0, sizeof cmd_bk);
+	cmd_bk.fd = -1;
 }
 
-/* fsync path (a file or a folder); returns 0 or -1 with errno set. */
+/*
+ * Give tmp the name path, unless path exists by now. RENAME_NOREPLACE is
+ * not on every file system; link + unlink refuses to replace as well.
+ */
 static int
-cmd_backup_sync(const char *path, int flags)
+cmd_backup_rename(const char *tmp, const char *path)
 {
-	int fd, rv, saved;
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return (0);
+	if (errno != EINVAL || link(tmp, path) == -1)
+		return (-1);
+	unlink(tmp);
+	return (0);
+}
 
-	if ((fd = open(path, flags | O_RDONLY | O_CLOEXEC)) == -1)
+/* fsync folder dir, so that a new name in it lasts; returns 0 or -1. */
+static int
+cmd_backup_sync_dir(const char *dir)
+{
+	int fd, rv;
+
+	if ((fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC)) == -1)
 		return (-1);
 	rv = fsync(fd);
-	saved = errno;
 	close(fd);
-	errno = saved;
 	return (rv);
 }
 
@@ -62,16 +79,15 @@ cmd_backup_done(void)
 	struct stat sb;
 
 	queue_backup_end();
-	if (cmd_backup_sync(cmd_bk.tmp, 0) == -1 ||
-	    renameat2(AT_FDCWD, cmd_bk.tmp, AT_FDCWD, cmd_bk.path,
-	              RENAME_NOREPLACE) == -1 ||
+	if (fsync(cmd_bk.fd) == -1 ||
+	    cmd_backup_rename(cmd_bk.tmp, cmd_bk.path) == -1 ||
 	    stat(cmd_bk.path, &sb) == -1)
 		dispatch_error(r, PROTO_ESTATE, "cannot write %s: %s",
 		               cmd_bk.path, strerror(errno));
 	else {
 		free(cmd_bk.tmp);
 		cmd_bk.tmp = NULL; /* it has its name now */
-		if (cmd_backup_sync(dirname(dir), O_DIRECTORY) == -1)
+		if (cmd_backup_sync_dir(dirname(dir)) == -1)
 			log_warn("fsync the folder of %s", cmd_bk.path);
 		log_info("backup written to %s (%lld bytes)", cmd_bk.path,
 		         (long long)sb.st_size);
@@ -94,6 +110,8 @@ cmd_backup_step_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	switch (queue_backup_step(CMD_BACKUP_PAGES, err, sizeof err)) {
 	case 1:
+		/* Write back as it goes, so that the last fsync is short. */
+		sync_file_range(cmd_bk.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 		evtimer_add(cmd_bk.ev, &now);
 		return;
 	case 0:
@@ -115,7 +133,6 @@ cmd_backup_exec(struct request *r)
 	const char *path = json_string_value(json_object_get(r->req, "path"));
 	char err[256];
 	struct stat sb;
-	int fd;
 
 	if (path[0] != '/') {
 		dispatch_error(r, PROTO_EBADMSG,
@@ -139,14 +156,13 @@ cmd_backup_exec(struct request *r)
 		return (CMD_DONE);
 	}
 	cmd_bk.tmp = xasprintf("%s.XXXXXX", path);
-	if ((fd = mkostemp(cmd_bk.tmp, O_CLOEXEC)) == -1) {
+	if ((cmd_bk.fd = mkostemp(cmd_bk.tmp, O_CLOEXEC)) == -1) {
 		dispatch_error(r, PROTO_ESTATE, "cannot create %s: %s",
 		               cmd_bk.tmp, strerror(errno));
 		free(cmd_bk.tmp);
 		cmd_bk.tmp = NULL;
 		return (CMD_DONE);
 	}
-	close(fd);
 	if (queue_backup_begin(cmd_bk.tmp, err, sizeof err) != 0) {
 		dispatch_error(r, PROTO_ESTATE, "cannot write %s: %s",
 		               cmd_bk.tmp, err);

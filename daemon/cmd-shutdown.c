@@ -11,36 +11,39 @@
 
 #define CMD_SHUTDOWN_REASON "stopped by jobctl shutdown --stop-jobs"
 
+/* The modes by name, as enum server_drain_mode. */
+static const char *const cmd_shutdown_modes[] = {
+	[SERVER_DRAIN] = "drain",
+	[SERVER_STOP_JOBS] = "stop_jobs",
+	[SERVER_STOP_NOW] = "now",
+};
+
 enum cmd_result
 cmd_shutdown_exec(struct request *r)
 {
 	json_t *mv = json_object_get(r->req, "mode");
-	const char *mode = mv != NULL ? json_string_value(mv) : "now";
-	int running = worker_count();
+	const char *name = mv != NULL ? json_string_value(mv) : "now";
+	int running = worker_count(), mode;
 
-	if (strcmp(mode, "now") != 0 && strcmp(mode, "drain") != 0 &&
-	    strcmp(mode, "stop_jobs") != 0) {
+	for (mode = SERVER_DRAIN; mode <= SERVER_STOP_NOW; mode++)
+		if (strcmp(name, cmd_shutdown_modes[mode]) == 0)
+			break;
+	if (mode > SERVER_STOP_NOW) {
 		dispatch_error(r, PROTO_EBADMSG,
 		               "unknown mode '%s' (now, drain or stop_jobs)",
-		               mode);
+		               name);
 		return (CMD_DONE);
 	}
-	if (strcmp(mode, "stop_jobs") == 0 &&
+	if (mode == SERVER_STOP_JOBS &&
 	    worker_cancel_all(CMD_SHUTDOWN_REASON) == -1) {
 		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
 		return (CMD_DONE);
 	}
-	if (strcmp(mode, "now") != 0) {
-		server_drain(strcmp(mode, "drain") == 0 ? SERVER_DRAIN
-		                                        : SERVER_STOP_JOBS);
-		/* The mode in force: an earlier stop_jobs outranks drain. */
-		mode = server_draining == SERVER_DRAIN ? "drain" : "stop_jobs";
-	}
-	log_info("shutdown (%s) asked by uid %llu; %d job%s running", mode,
+	/* The reply names the mode in force: a stronger earlier one wins. */
+	name = cmd_shutdown_modes[server_shutdown(mode)];
+	log_info("shutdown (%s) asked by uid %llu; %d job%s running", name,
 	         (unsigned long long)r->uid, running, running == 1 ? "" : "s");
-	dispatch_reply(r, json_pack("{s:b, s:s, s:i}", "ok", 1, "mode", mode,
+	dispatch_reply(r, json_pack("{s:b, s:s, s:i}", "ok", 1, "mode", name,
 	                            "running", running));
-	if (strcmp(mode, "now") == 0)
-		server_stop("jobctl shutdown");
 	return (CMD_DONE);
 }

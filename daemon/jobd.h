@@ -115,11 +115,12 @@ typedef enum cmd_result (*cmd_exec_fn)(struct request *);
 extern const char *jobd_instance; /* boot id, start time, pid */
 extern struct event_base *server_base;
 extern int server_stopping;
-enum server_drain_mode { SERVER_DRAIN = 1, SERVER_STOP_JOBS };
+enum server_drain_mode { SERVER_DRAIN = 1, SERVER_STOP_JOBS, SERVER_STOP_NOW };
 extern int server_draining; /* 0 or enum server_drain_mode */
 void server_init(void);
 void server_stop(const char *);
 void server_drain(int);
+int server_shutdown(int);
 void server_loop(void);
 void server_wake(void);
 
@@ -245,6 +246,7 @@ void worker_init(void);
 void worker_recover(void);
 int worker_spawn(const struct job *);
 int worker_count(void);
+int worker_settled(void);
 int worker_count_queue(const char *);
 int worker_cancel(int64_t, int);
 int worker_cancel_all(const char *);

@@ -16,7 +16,7 @@
  *
  * Start times (--at) are wall clock times; durations (retry delays here,
  * timeouts in the supervisor, parked requests' deadlines) are not. A timer
- * compares the wall clock with the monotonic one every SCHED_CLOCK_MS:
+ * compares the wall clock with the time since boot every SCHED_CLOCK_MS:
  * when the wall clock has jumped, the retries waiting for their delay move
  * with it, and the start timer is armed again, so a job whose time the
  * jump has passed starts at once.
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
 
@@ -51,7 +52,9 @@ static struct event *sched_retry_ev; /* armed after a failed start */
 static struct event *sched_timer_ev; /* the earliest start time */
 static struct event *sched_purge_ev; /* retention */
 static struct event *sched_clock_ev; /* looks for wall clock jumps */
-static int64_t sched_clock_off;      /* wall minus monotonic, last seen */
+static int64_t sched_clock_off;      /* wall minus boot time, last seen */
+static int64_t sched_clock_undo;     /* the one before a jump, till commit */
+static int sched_clock_moved;        /* a jump's shift awaits the commit */
 /* Ids of purged jobs whose output goes once the purge is committed. */
 static int64_t *sched_purged;
 static size_t sched_npurged, sched_purged_cap;
@@ -74,11 +77,25 @@ sched_retry_cb(evutil_socket_t fd, short what, void *arg)
  * of the wall clock for start times, and every SCHED_CLOCK_MS, since libevent
  * cannot tell when the wall clock is set.
  */
+/*
+ * The wall clock minus the time since boot: constant unless the wall clock
+ * is set. (CLOCK_MONOTONIC stops while the machine sleeps, which would pass
+ * for a jump; CLOCK_BOOTTIME does not.)
+ */
+static int64_t
+sched_clock_offset(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (util_now_ms() -
+	        ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+}
+
 static void
 sched_clock_check(void)
 {
-	int64_t off = util_now_ms() - util_mono_ms(),
-	        jump = off - sched_clock_off;
+	int64_t off = sched_clock_offset(), jump = off - sched_clock_off;
 
 	if (jump >= -SCHED_CLOCK_JUMP && jump <= SCHED_CLOCK_JUMP) {
 		sched_clock_off = off;
@@ -94,6 +111,10 @@ sched_clock_check(void)
 	          "it, retry delays keep their length",
 	          jump > 0 ? "forward" : "back",
 	          (long long)(jump > 0 ? jump : -jump));
+	/* If the commit fails, the jump is seen (and moved) again. */
+	if (!sched_clock_moved)
+		sched_clock_undo = sched_clock_off;
+	sched_clock_moved = 1;
 	sched_clock_off = off;
 	sched_times_changed();
 }
@@ -119,7 +140,7 @@ sched_init(void)
 	sched_purge_ev = evtimer_new(server_base, sched_purge_cb, NULL);
 	sched_clock_ev =
 	    event_new(server_base, -1, EV_PERSIST, sched_clock_cb, NULL);
-	sched_clock_off = util_now_ms() - util_mono_ms();
+	sched_clock_off = sched_clock_offset();
 	evtimer_add(sched_purge_ev, &now);
 	evtimer_add(sched_clock_ev, &clock);
 	sched_timer_dirty = 1;
@@ -572,6 +593,9 @@ sched_after_commit(int failed)
 	char path[PATH_MAX];
 
 	sched_store_failed = failed;
+	if (sched_clock_moved && failed)
+		sched_clock_off = sched_clock_undo;
+	sched_clock_moved = 0;
 	for (size_t i = 0; !failed && i < sched_npurged; i++) {
 		outcome_path(path, sizeof path, jobd_conf.state_dir,
 		             sched_purged[i], OUTCOME_STDOUT);

@@ -16,6 +16,7 @@ const char *jobd_instance = "none";
 struct event_base *server_base;
 int server_stopping;
 int server_draining;
+static int server_shutdown_asked; /* applied after the commit */
 
 static struct event *server_hook_ev;
 static struct event *server_sig_ev[4];
@@ -44,9 +45,19 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	else
 		worker_after_commit();
 	dispatch_flush(failed);
+	if (server_shutdown_asked != 0) {
+		/* Refused with the rest of the batch if the commit failed. */
+		if (failed)
+			;
+		else if (server_shutdown_asked == SERVER_STOP_NOW)
+			server_stop("jobctl shutdown");
+		else
+			server_drain(server_shutdown_asked);
+		server_shutdown_asked = 0;
+	}
 	if (!server_stopping && !server_draining)
 		sched_run();
-	else if (!server_stopping && worker_count() == 0)
+	else if (!server_stopping && worker_count() == 0 && worker_settled())
 		server_stop("no job runs any more");
 	else if (server_stopping && !queue_in_txn()) {
 		/* Give nng's threads a moment to put the last replies out. */
@@ -81,9 +92,9 @@ server_stop(const char *why)
 }
 
 /*
- * Stop once no job runs (SERVER_DRAIN), after cancelling the running ones
- * (SERVER_STOP_JOBS, the caller cancels them): no job starts from now on,
- * and every request is served meanwhile.
+ * Stop once no job runs and every end is recorded (SERVER_DRAIN), after
+ * cancelling the running ones (SERVER_STOP_JOBS, the caller cancels them):
+ * no job starts from now on, and every request is served meanwhile.
  */
 void
 server_drain(int mode)
@@ -91,6 +102,24 @@ server_drain(int mode)
 	if (mode > server_draining)
 		server_draining = mode;
 	server_wake();
+}
+
+/*
+ * jobctl shutdown asked for mode (enum server_drain_mode): applied after
+ * this loop turn's commit, and not at all if that fails, since the request
+ * is then refused. Returns the mode in force once it is applied.
+ */
+int
+server_shutdown(int mode)
+{
+	if (mode > server_shutdown_asked)
+		server_shutdown_asked = mode;
+	server_wake();
+	if (server_stopping)
+		return (SERVER_STOP_NOW);
+	return (server_draining > server_shutdown_asked
+	            ? server_draining
+	            : server_shutdown_asked);
 }
 
 static void

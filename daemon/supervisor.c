@@ -334,6 +334,7 @@ sup_lock(const struct sup *s)
 {
 	char path[PATH_MAX], pid[32];
 	int fd = s->lock_fd, n;
+	struct stat sb;
 
 	if (outcome_path(path, sizeof path, s->state, s->id, OUTCOME_RUN) == -1)
 		fatalx("state folder path too long");
@@ -353,8 +354,15 @@ sup_lock(const struct sup *s)
 		}
 		fatal("flock %s", path);
 	}
+	/*
+	 * jobd writes our pid and start time in the file it hands over; if it
+	 * died before it could, our pid is enough.
+	 */
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+	if (s->lock_fd != -1 && fstat(fd, &sb) == 0 && sb.st_size > 0)
+		;
+	else if ((s->lock_fd == -1 && ftruncate(fd, 0) == -1) ||
+	         pwrite(fd, pid, (size_t)n, 0) != n)
 		fatal("write %s", path);
 
 	/*

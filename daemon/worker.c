@@ -27,9 +27,10 @@
 
 struct worker {
 	int64_t id;
-	char *queue;     /* its job's queue */
-	pid_t pid;       /* 0: not known yet (adopted, see worker_adopt) */
-	int pending_sig; /* to send after the commit, or 0 */
+	char *queue; /* its job's queue */
+	pid_t pid;   /* 0: not known yet (adopted, see worker_adopt) */
+	unsigned long long start; /* adopted: its start time, or 0 */
+	int pending_sig;          /* to send after the commit, or 0 */
 	/*
 	 * A supervisor an older jobd started: an event on its pidfd, or, if
 	 * no pidfd could be had, a timer that checks its lock every second.
@@ -64,6 +65,13 @@ int
 worker_count(void)
 {
 	return (worker_nrunning);
+}
+
+/* Is every end recorded (none waits for a commit to be tried again)? */
+int
+worker_settled(void)
+{
+	return (LIST_EMPTY(&worker_unrecorded));
 }
 
 /* Supervisors running jobs of queue q. */
@@ -263,26 +271,68 @@ worker_run_lock(int64_t id)
 	return (fd);
 }
 
-/* Write pid into a run file locked for it (the supervisor writes it too). */
+/*
+ * Process pid's state letter, session and start time (clock ticks after
+ * boot) from /proc; returns 0, or -1 if there is no such process.
+ */
+static int
+worker_proc_stat(long long pid, char *state, long long *sid,
+                 unsigned long long *start)
+{
+	char path[64], buf[512], *p;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	len = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (len <= 0)
+		return (-1);
+	buf[len] = '\0';
+	/* "pid (comm) state ppid pgrp session ...": comm may hold ')'. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1,
+	           " %c %*d %*d %lld %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+	           "%*d %*d %*d %*d %*d %llu",
+	           state, sid, start) != 3)
+		return (-1);
+	return (0);
+}
+
+/*
+ * Write "PID START" into a run file locked for supervisor pid, our child
+ * not reaped yet: its start time tells it from a later process that gets
+ * the same pid. (The supervisor writes its bare pid if it finds the file
+ * empty: jobd may die before it writes.)
+ */
 static void
 worker_run_pid(int fd, pid_t pid)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof buf, "%ld\n", (long)pid);
+	unsigned long long start = 0;
+	long long sid;
+	char buf[64], st;
+	int n;
 
+	if (worker_proc_stat(pid, &st, &sid, &start) == -1)
+		start = 0;
+	n = snprintf(buf, sizeof buf, "%ld %llu\n", (long)pid, start);
 	if (pwrite(fd, buf, (size_t)n, 0) != n)
 		log_warn("cannot write the pid of supervisor %ld", (long)pid);
 }
 
 /*
- * The pid written in job id's run file, or 0 if there is none (the file is
- * missing, empty or not a pid).
+ * The pid, and start time if there is one (else 0), written in job id's run
+ * file. Returns the pid, or 0 if there is none (the file is missing, empty
+ * or not "PID[ START]").
  */
 static pid_t
-worker_run_read_pid(int64_t id)
+worker_run_read(int64_t id, unsigned long long *startp)
 {
-	char path[PATH_MAX], buf[32];
-	long long v;
+	char path[PATH_MAX], buf[64], *end;
+	unsigned long long start = 0;
+	long long pid;
 	ssize_t n;
 	int fd;
 
@@ -291,12 +341,15 @@ worker_run_read_pid(int64_t id)
 		return (0);
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
-	if (n <= 1 || buf[n - 1] != '\n')
+	if (n <= 1 || (end = memchr(buf, '\n', (size_t)n)) == NULL)
 		return (0);
-	buf[n - 1] = '\0';
-	if (util_parse_int(buf, 1, INT_MAX, &v) == -1)
+	*end = '\0';
+	if (sscanf(buf, "%lld %llu", &pid, &start) < 1 || pid < 1 ||
+	    pid > INT_MAX)
 		return (0);
-	return ((pid_t)v);
+	if (startp != NULL)
+		*startp = start;
+	return ((pid_t)pid);
 }
 
 /*
@@ -492,51 +545,29 @@ worker_record(int64_t id, const struct outcome *o, const char *how)
 }
 
 /*
- * Process pid's state letter and session from /proc; returns 0, or -1 if
- * there is no such process.
- */
-static int
-worker_proc_stat(long long pid, char *state, long long *sid)
-{
-	char path[64], buf[512], *p;
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof path, "/proc/%lld/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return (-1);
-	len = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (len <= 0)
-		return (-1);
-	buf[len] = '\0';
-	/* "pid (comm) state ppid pgrp session ...": comm may hold ')'. */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %c %*d %*d %lld", state, sid) != 2)
-		return (-1);
-	return (0);
-}
-
-/*
  * Kill (SIGKILL) every process left in the session of supervisor sid, which
  * has died without an outcome: the job's process group lives in that
  * session, and with its supervisor gone nothing would ever reap or stop it.
- * While a process is in the session, its id cannot be reused; so if a live
- * process has the pid sid, the session is gone and the number is someone
- * else's now, and nothing is killed. It reads /proc a few times over, in
- * case the job forks meanwhile. Returns how many processes the first
- * reading found (zombies aside).
+ * While a process is in the session, its id cannot be reused. But if the
+ * session is empty, the number may be someone else's now: so a process
+ * that has the pid sid must be the supervisor itself (a zombie with its
+ * start time, start, from the run file or its adoption); any other, even
+ * a zombie, means the number was reused, and nothing is killed. It reads /proc a few
+ * times over, in case the job forks meanwhile. Returns how many processes
+ * the first reading found (zombies aside).
  */
 static int
-worker_kill_session(pid_t sid)
+worker_kill_session(pid_t sid, unsigned long long start)
 {
+	unsigned long long t;
 	struct dirent *de;
 	long long pid, sess;
 	int killed = 0, n, pass;
 	char st;
 	DIR *d;
 
-	if (worker_proc_stat(sid, &st, &sess) == 0 && st != 'Z' && st != 'X')
+	if (worker_proc_stat(sid, &st, &sess, &t) == 0 &&
+	    (start == 0 || t != start))
 		return (0);
 	for (pass = 0, n = 1; n > 0 && pass < 5; pass++) {
 		if ((d = opendir("/proc")) == NULL) {
@@ -547,7 +578,7 @@ worker_kill_session(pid_t sid)
 		while ((de = readdir(d)) != NULL) {
 			if (util_parse_int(de->d_name, 1, INT_MAX, &pid) ==
 			        -1 ||
-			    worker_proc_stat(pid, &st, &sess) == -1 ||
+			    worker_proc_stat(pid, &st, &sess, &t) == -1 ||
 			    sess != sid || st == 'Z' || st == 'X')
 				continue;
 			if (kill((pid_t)pid, SIGKILL) == 0)
@@ -561,15 +592,16 @@ worker_kill_session(pid_t sid)
 }
 
 /*
- * w's supervisor has died without an outcome: stop what is left of its job,
- * and say so.
+ * Job id's supervisor sid (start time start, or 0 if it is not known or was
+ * reaped) has died without an outcome: stop what is left of its job, and
+ * say so.
  */
 static void
-worker_kill_leftovers(int64_t id, pid_t sid)
+worker_kill_leftovers(int64_t id, pid_t sid, unsigned long long start)
 {
 	int n;
 
-	if (sid <= 0 || (n = worker_kill_session(sid)) == 0)
+	if (sid <= 0 || (n = worker_kill_session(sid, start)) == 0)
 		return;
 	log_warnx("job %lld: its supervisor (pid %ld) died without an "
 	          "outcome; killed %d process%s it left running",
@@ -582,6 +614,7 @@ worker_record_outcome(struct worker *w)
 {
 	struct outcome o;
 	char how[128];
+	int rv;
 
 	if (w->status == -1) /* adopted: not our child, no wait status */
 		snprintf(how, sizeof how,
@@ -598,12 +631,18 @@ worker_record_outcome(struct worker *w)
 		         WIFSIGNALED(w->status) ? WTERMSIG(w->status)
 		                                : WEXITSTATUS(w->status));
 	if (outcome_read(jobd_conf.state_dir, w->id, &o) == 0)
-		worker_record(w->id, &o, NULL);
+		rv = worker_record(w->id, &o, NULL);
 	else {
-		worker_kill_leftovers(w->id, w->pid);
-		worker_record(w->id, NULL, how);
+		worker_kill_leftovers(w->id, w->pid, w->start);
+		rv = worker_record(w->id, NULL, how);
 	}
-	LIST_INSERT_HEAD(&worker_ended, w, entry);
+	if (rv == 0) {
+		LIST_INSERT_HEAD(&worker_ended, w, entry);
+		return;
+	}
+	/* Its files stay, and its end is recorded again in a moment. */
+	LIST_INSERT_HEAD(&worker_unrecorded, w, entry);
+	evtimer_add(worker_retry_ev, &worker_retry_tv);
 }
 
 static void
@@ -765,7 +804,7 @@ worker_adopted_poll_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (w->pid == 0 && (w->pid = worker_run_read_pid(w->id)) > 0)
+	if (w->pid == 0 && (w->pid = worker_run_read(w->id, NULL)) > 0)
 		server_wake(); /* a cancel may wait for it */
 	if (!worker_alive(w->id))
 		worker_adopted_end(w);
@@ -779,13 +818,14 @@ worker_adopted_poll_cb(evutil_socket_t fd, short what, void *arg)
  * cannot be reused in between; if there is no pidfd to be had (no pid yet,
  * or pidfd_open failed), the lock is checked every second instead. The job
  * stays running and keeps its slot; cancel works as for our own. Returns
- * 0, or -1 if it is gone.
+ * its worker, or NULL if it is gone.
  */
-static int
+static struct worker *
 worker_adopt(const struct job *j)
 {
 	struct worker *w;
-	pid_t pid = worker_run_read_pid(j->id);
+	unsigned long long start = 0;
+	pid_t pid = worker_run_read(j->id, &start);
 	int fd = -1, err = 0;
 
 	if (pid == 0)
@@ -795,9 +835,18 @@ worker_adopt(const struct job *j)
 	if (!worker_alive(j->id)) {
 		if (fd != -1)
 			close(fd);
-		return (-1);
+		return (NULL);
 	}
-	w = worker_new(j->id, j->queue, fd != -1 ? pid : 0);
+	w = worker_new(j->id, j->queue, pid > 0 ? pid : 0);
+	/* Alive and locked: pid is the supervisor; keep its start time. */
+	w->start = start;
+	if (pid > 0 && start == 0) {
+		long long sid;
+		char st;
+
+		if (worker_proc_stat(pid, &st, &sid, &w->start) == -1)
+			w->start = 0;
+	}
 	if (fd != -1)
 		w->adopt_ev =
 		    event_new(server_base, fd, EV_READ, worker_adopted_cb, w);
@@ -815,7 +864,7 @@ worker_adopt(const struct job *j)
 		       (long long)j->id);
 	LIST_INSERT_HEAD(&worker_running, w, entry);
 	worker_nrunning++;
-	return (0);
+	return (w);
 }
 
 /* Did the jobd of instance (boot id/start/pid) run in this boot? */
@@ -835,27 +884,31 @@ worker_recover_one(struct job *j)
 	struct outcome o;
 	struct worker *w;
 
-	if (worker_adopt(j) == 0) {
-		log_info("job %lld: adopted its running supervisor (pid %lld)",
-		         (long long)j->id, (long long)j->sup_pid);
+	if ((w = worker_adopt(j)) != NULL) {
+		log_info("job %lld: adopted its running supervisor (pid %ld)",
+		         (long long)j->id, (long)w->pid);
 		return;
 	}
 	/* Its supervisor is gone: what it left decides. */
 	if (outcome_read(jobd_conf.state_dir, j->id, &o) == 0) {
-		worker_record(j->id, &o, NULL);
+		if (worker_record(j->id, &o, NULL) != 0)
+			fatalx("cannot record the end of job %lld",
+			       (long long)j->id);
 		log_info("job %lld ended while jobd was down; outcome recorded",
 		         (long long)j->id);
 	} else {
-		pid_t sid = worker_run_read_pid(j->id);
+		unsigned long long start = 0;
+		pid_t sid = worker_run_read(j->id, &start);
 
 		/* Pids of an earlier boot are other processes now. */
 		if (worker_same_boot(j->instance))
 			worker_kill_leftovers(
-			    j->id, sid > 0 ? sid : (pid_t)j->sup_pid);
-		worker_record(
-		    j->id, NULL,
-		    "jobd stopped while the job ran, and its supervisor left "
-		    "no outcome");
+			    j->id, sid > 0 ? sid : (pid_t)j->sup_pid, start);
+		if (worker_record(j->id, NULL,
+		                  "jobd stopped while the job ran, and its "
+		                  "supervisor left no outcome") != 0)
+			fatalx("cannot record the end of job %lld",
+			       (long long)j->id);
 		log_warnx("job %lld: lost", (long long)j->id);
 	}
 	w = worker_new(j->id, j->queue, 0); /* the macro repeats its argument */

@@ -47,7 +47,8 @@ sk_pid_file(struct jobd_inst *inst, const char *name)
 	}
 	text = harness_read_file(path, NULL);
 	assert_non_null(text);
-	text[strcspn(text, "\n")] = '\0';
+	/* "PID START" (or a bare pid): the pid is the first word. */
+	text[strcspn(text, " \n")] = '\0';
 	if (util_parse_int(text, 2, INT_MAX, &pid) != 0) {
 		fail_msg("%s holds '%s'", path, text);
 	}
@@ -95,7 +96,8 @@ sk_supervisor(struct jobd_inst *inst, int64_t id, pid_t leader)
 	if (text == NULL) {
 		fail_msg("no run file %s", path);
 	}
-	text[strcspn(text, "\n")] = '\0';
+	/* "PID START" (or a bare pid): the pid is the first word. */
+	text[strcspn(text, " \n")] = '\0';
 	if (util_parse_int(text, 2, INT_MAX, &pid) != 0) {
 		fail_msg("%s holds '%s'", path, text);
 	}

@@ -1063,7 +1063,7 @@ static void
 test_run_file_locked_before_exec(void **state)
 {
 	struct fixture *fx = *state;
-	char script[128], run[160], buf[32];
+	char script[128], ready[128], run[160], buf[32];
 	int64_t id;
 	pid_t pid;
 	ssize_t n;
@@ -1071,9 +1071,13 @@ test_run_file_locked_before_exec(void **state)
 	int fd;
 
 	snprintf(script, sizeof script, "%s/sup.sh", fx->dir);
+	snprintf(ready, sizeof ready, "%s/ready", fx->dir);
 	assert_non_null(f = fopen(script, "w"));
-	/* It checks that it got fd 4, then only waits. */
-	fputs("#!/bin/sh\n[ -e /dev/fd/4 ] || exit 9\nexec sleep 30\n", f);
+	/* Once exec'd, it checks that it got fd 4, says so, and waits. */
+	fprintf(f,
+	        "#!/bin/sh\n[ -e /dev/fd/4 ] || exit 9\n: > %s\n"
+	        "exec sleep 30\n",
+	        ready);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(chmod(script, 0700), 0);
 	snprintf(jobd_conf.supervisor, sizeof jobd_conf.supervisor, "%s",
@@ -1084,6 +1088,14 @@ test_run_file_locked_before_exec(void **state)
 	snprintf(jobd_conf.supervisor, sizeof jobd_conf.supervisor,
 	         "/bin/true");
 	assert_int_equal(job_state(id), JOB_RUNNING);
+	/* After the exec: only fd 4 can hold the lock now. */
+	alarm(WAIT_GUARD_S);
+	while (access(ready, F_OK) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	alarm(0);
 
 	snprintf(run, sizeof run, "%s/run/%lld.run", fx->dir, (long long)id);
 	assert_true((fd = open(run, O_RDONLY)) != -1);
