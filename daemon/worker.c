@@ -552,8 +552,8 @@ worker_record(int64_t id, const struct outcome *o, const char *how)
  * session is empty, the number may be someone else's now: so a process
  * that has the pid sid must be the supervisor itself (a zombie with its
  * start time, start, from the run file or its adoption); any other, even
- * a zombie, means the number was reused, and nothing is killed. It reads /proc a few
- * times over, in case the job forks meanwhile. Returns how many processes
+ * a zombie, means the number was reused, and nothing is killed. It reads /proc
+ * a few times over, in case the job forks meanwhile. Returns how many processes
  * the first reading found (zombies aside).
  */
 static int
@@ -904,9 +904,18 @@ worker_recover_one(struct job *j)
 		if (worker_same_boot(j->instance))
 			worker_kill_leftovers(
 			    j->id, sid > 0 ? sid : (pid_t)j->sup_pid, start);
+		/*
+		 * The supervisor writes its pid before it starts the job:
+		 * without one, jobd died between recording the start and
+		 * the supervisor's first step.
+		 */
 		if (worker_record(j->id, NULL,
-		                  "jobd stopped while the job ran, and its "
-		                  "supervisor left no outcome") != 0)
+		                  sid > 0 ? "jobd stopped while the job ran, "
+		                            "and its supervisor left no "
+		                            "outcome"
+		                          : "jobd stopped before the job's "
+		                            "supervisor started; the job did "
+		                            "not run") != 0)
 			fatalx("cannot record the end of job %lld",
 			       (long long)j->id);
 		log_warnx("job %lld: lost", (long long)j->id);
