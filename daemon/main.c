@@ -50,7 +50,9 @@ usage(FILE *f)
 	    "  -v, --verbose      log debug messages\n"
 	    "\n"
 	    "jobd runs in the foreground and logs to stderr. SIGTERM or\n"
-	    "SIGINT stop it; running jobs go on under their supervisors.\n",
+	    "SIGINT stop it; running jobs go on under their supervisors,\n"
+	    "and the next jobd adopts them. To stop after the running jobs\n"
+	    "end, or with them: jobctl shutdown --drain | --stop-jobs.\n",
 	    UTIL_SYSTEM_SOCKET, JOBD_LIBEXECDIR "/jobd-supervisor");
 }
 
