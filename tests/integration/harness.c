@@ -1658,3 +1658,22 @@ harness_assert_absent(const char *path)
 		         strerror(errno));
 	}
 }
+
+void
+harness_assert_unchanged(struct jobd_inst *inst, int64_t id, json_t *before)
+{
+	json_t *now = harness_status(inst, id);
+
+	if (!json_equal(now, before)) {
+		char *a = json_dumps(before, JSON_COMPACT);
+		char *b = json_dumps(now, JSON_COMPACT);
+
+		harness_msg("job %lld changed:\nbefore %s\nnow    %s\n",
+		            (long long)id, a, b);
+		free(a);
+		free(b);
+		json_decref(now);
+		fail();
+	}
+	json_decref(now);
+}

@@ -272,4 +272,10 @@ int harness_stamps_overlap(const char *, size_t *);
 /* Fail unless path does not exist. */
 void harness_assert_absent(const char *);
 
+/*
+ * Job id must show the same status object as before (harness_status, taken
+ * earlier); otherwise print both and fail.
+ */
+void harness_assert_unchanged(struct jobd_inst *, int64_t, json_t *);
+
 #endif

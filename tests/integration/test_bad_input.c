@@ -50,20 +50,8 @@ teardown(void **state)
 static void
 assert_intact(struct jobd_inst *inst)
 {
-	json_t *now;
-
 	harness_ping(inst);
-	now = harness_status(inst, existing.id);
-	if (!json_equal(now, existing.job)) {
-		char *a = json_dumps(existing.job, 0), *b = json_dumps(now, 0);
-
-		harness_msg("job changed:\nbefore: %s\nafter:  %s\n", a, b);
-		free(a);
-		free(b);
-		json_decref(now);
-		fail();
-	}
-	json_decref(now);
+	harness_assert_unchanged(inst, existing.id, existing.job);
 }
 
 /* jobctl ARGS... must exit with code and say something on stderr. */

@@ -343,26 +343,6 @@ faults_assert_state(struct jobd_inst *inst, int64_t id, const char *want)
 	json_decref(job);
 }
 
-/* Job id must print the same status object as before (json). */
-static void
-faults_assert_same(struct jobd_inst *inst, int64_t id, json_t *before)
-{
-	json_t *now = harness_status(inst, id);
-
-	if (!json_equal(now, before)) {
-		char *a = json_dumps(before, JSON_COMPACT);
-		char *b = json_dumps(now, JSON_COMPACT);
-
-		harness_msg("job %lld changed:\nbefore %s\nnow    %s\n",
-		            (long long)id, a, b);
-		free(a);
-		free(b);
-		json_decref(now);
-		fail();
-	}
-	json_decref(now);
-}
-
 /*
  * The disk fills up while jobd runs: submits are refused with "storage
  * unavailable", the jobs accepted before are untouched and can be read,
@@ -401,8 +381,8 @@ test_disk_full(void **state)
 		                                          "true", NULL),
 		                   "storage unavailable");
 		harness_ping(inst);
-		faults_assert_same(inst, a, before_a);
-		faults_assert_same(inst, b, before_b);
+		harness_assert_unchanged(inst, a, before_a);
+		harness_assert_unchanged(inst, b, before_b);
 		faults_assert_state(inst, blocker, "running");
 	}
 
@@ -413,8 +393,8 @@ test_disk_full(void **state)
 	/* The same jobd all along. */
 	assert_int_equal(inst->pid, pid);
 	assert_int_equal(kill(pid, 0), 0);
-	faults_assert_same(inst, a, before_a);
-	faults_assert_same(inst, b, before_b);
+	harness_assert_unchanged(inst, a, before_a);
+	harness_assert_unchanged(inst, b, before_b);
 	harness_gate_release(inst);
 	ids[0] = blocker;
 	ids[1] = a;
@@ -513,7 +493,7 @@ test_file_size_limit(void **state)
 		                                          "--", "true", NULL),
 		                   "storage unavailable");
 		harness_ping(inst);
-		faults_assert_same(inst, b, before);
+		harness_assert_unchanged(inst, b, before);
 	}
 
 	assert_int_equal(prlimit(inst->pid, RLIMIT_FSIZE, &old, NULL), 0);
@@ -522,7 +502,7 @@ test_file_size_limit(void **state)
 	assert_int_equal(harness_wait(inst, c), 0);
 	faults_assert_logs(inst, a, "a-ran\n");
 	faults_assert_logs(inst, c, "c-ran\n");
-	faults_assert_same(inst, b, before);
+	harness_assert_unchanged(inst, b, before);
 	json_decref(before);
 	faults_stop_clean(inst);
 }
@@ -556,6 +536,32 @@ faults_state_writable(struct jobd_inst *inst)
 }
 
 /*
+ * "jobctl submit -- echo WORD" while the state folder is read-only: jobd
+ * either stores the job or refuses it with "storage unavailable", never
+ * anything else. Returns the new job's id, or 0 if it was refused.
+ */
+static int64_t
+faults_submit_readonly(struct jobd_inst *inst, const char *word)
+{
+	char *out, *err;
+	int64_t id = 0;
+	int code;
+
+	code = harness_jobctl(inst, &out, &err, "submit", "--", "echo", word,
+	                      NULL);
+	if (code == 0) {
+		id = harness_parse_id(out, err);
+	} else if (code != 1 || strstr(err, "storage unavailable") == NULL) {
+		fail_msg("submit on a read-only state folder: exit %d, stdout "
+		         "'%s', stderr '%s'",
+		         code, out, err);
+	}
+	free(out);
+	free(err);
+	return (id);
+}
+
+/*
  * The state folder turns read-only under a running jobd. (A read-only
  * remount of the file system is refused, EBUSY, while jobd holds its
  * database open for writing; a read-only bind mount over the folder is
@@ -570,9 +576,8 @@ test_state_readonly(void **state)
 {
 	struct jobd_inst *inst = *state;
 	json_t *before;
-	int64_t blocker, a, b = 0, c, ids[4];
-	char *out, *err;
-	int code, n = 0;
+	int64_t blocker, a, b, c, ids[4];
+	int n = 0;
 
 	faults_need_mounts("a read-only bind mount on the state folder");
 	harness_start(inst, "--parallel", "1", NULL);
@@ -581,19 +586,9 @@ test_state_readonly(void **state)
 	before = harness_status(inst, a);
 
 	faults_state_readonly(inst);
-	code = harness_jobctl(inst, &out, &err, "submit", "--", "echo", "b-ran",
-	                      NULL);
-	if (code == 0) {
-		b = harness_parse_id(out, err);
-	} else if (code != 1 || strstr(err, "storage unavailable") == NULL) {
-		fail_msg("submit on a read-only state folder: exit %d, stdout "
-		         "'%s', stderr '%s'",
-		         code, out, err);
-	}
-	free(out);
-	free(err);
+	b = faults_submit_readonly(inst, "b-ran");
 	harness_ping(inst);
-	faults_assert_same(inst, a, before);
+	harness_assert_unchanged(inst, a, before);
 	faults_assert_state(inst, blocker, "running");
 
 	faults_state_writable(inst);
@@ -625,9 +620,8 @@ static void
 test_state_readonly_jobs_start(void **state)
 {
 	struct jobd_inst *inst = *state;
-	char text[96], *out, *err;
-	int64_t blocker, a = 0;
-	int code;
+	char text[96];
+	int64_t blocker, a;
 
 	faults_need_mounts("a read-only bind mount on the state folder");
 	/* A slot for the blocker, and one free for a. */
@@ -639,17 +633,7 @@ test_state_readonly_jobs_start(void **state)
 	snprintf(text, sizeof text, "cannot write the outcome of job %lld",
 	         (long long)blocker);
 	faults_await_log(inst, text);
-	code = harness_jobctl(inst, &out, &err, "submit", "--", "echo", "a-ran",
-	                      NULL);
-	if (code == 0) {
-		a = harness_parse_id(out, err);
-	} else if (code != 1 || strstr(err, "storage unavailable") == NULL) {
-		fail_msg("submit on a read-only state folder: exit %d, stdout "
-		         "'%s', stderr '%s'",
-		         code, out, err);
-	}
-	free(out);
-	free(err);
+	a = faults_submit_readonly(inst, "a-ran");
 	/*
 	 * jobd tries to start a job in the loop iteration that commits it,
 	 * so after this round trip it has tried to start a.

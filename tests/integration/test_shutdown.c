@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,21 @@
 
 /* The uid and gid a non-admin jobctl runs as (nobody). */
 #define OTHER_ID "65534"
+
+/*
+ * test_backup_busy: BIG_JOBS jobs of BIG_ARGS arguments of BIG_ARG bytes
+ * each (the kernel takes at most 128 KiB per argument, jobd a request of
+ * at most 1 MiB) make a database of some 3900 pages, which jobd copies
+ * BACKUP_PAGES a loop turn (cmd-backup.c): at least BACKUP_TURNS turns.
+ * SUBMITTERS loops of submits run meanwhile: over that many turns, some
+ * steps find the turn's transaction open and wait for its commit.
+ */
+#define BIG_JOBS     20
+#define BIG_ARGS     8
+#define BIG_ARG      100000
+#define BACKUP_PAGES 256
+#define BACKUP_TURNS 8
+#define SUBMITTERS   3
 
 /*
  * Into cmd: a shell command that runs pre, writes its pid to path (whole:
@@ -629,6 +645,173 @@ test_backup(void **state)
 }
 
 /*
+ * The ids that submitter i of test_backup_busy has printed so far, each
+ * acknowledged by jobd: returns how many, and sets *most to the largest if
+ * it is larger. Only whole lines count: the last one may be in writing.
+ */
+static size_t
+acked_ids(struct jobd_inst *inst, int i, int64_t *most)
+{
+	char path[PATH_MAX + 16], *text, *line, *nl, keep;
+	size_t n = 0;
+	int64_t id;
+
+	snprintf(path, sizeof path, "%s/ids.%d", inst->dir, i);
+	if ((text = harness_read_file(path, NULL)) == NULL) {
+		return (0);
+	}
+	for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		keep = nl[1];
+		nl[1] = '\0';
+		id = harness_parse_id(line, "(a submitter's output)");
+		nl[1] = keep;
+		*most = id > *most ? id : *most;
+		n++;
+	}
+	free(text);
+	return (n);
+}
+
+/*
+ * Start SUBMITTERS shell loops, each submitting small jobs one after the
+ * other (--in 1h: they never run) and appending the ids jobd acknowledged
+ * to DIR/ids.I, until DIR/stop exists; wait (bounded) until each has had
+ * two acknowledged, so that submits are flowing.
+ */
+static void
+submitters_start(struct jobd_inst *inst, struct harness_proc *p)
+{
+	char script[4 * PATH_MAX];
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	int64_t deadline = harness_now_ms() + HARNESS_EVENT_MS, most = 0;
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	for (int i = 0; i < SUBMITTERS; i++) {
+		snprintf(
+		    script, sizeof script,
+		    "while [ ! -e '%s/stop' ]; do '%s' --socket '%s' "
+		    "submit --in 1h -- true >> '%s/ids.%d' || exit 1; done",
+		    inst->dir, JOBCTL_PATH, inst->url, inst->dir, i);
+		harness_proc_start(&p[i], argv, NULL);
+	}
+	for (int i = 0; i < SUBMITTERS; i++) {
+		while (acked_ids(inst, i, &most) < 2) {
+			if (harness_now_ms() >= deadline) {
+				fail_msg("submitter %d had no two jobs "
+				         "acknowledged within %d ms",
+				         i, HARNESS_EVENT_MS);
+			}
+			nanosleep(&tick, NULL);
+		}
+	}
+}
+
+/* Stop the submitters: each must end with exit code 0. */
+static void
+submitters_stop(struct jobd_inst *inst, struct harness_proc *p)
+{
+	char path[PATH_MAX + 16];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/stop", inst->dir);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >=
+	            0);
+	close(fd);
+	for (int i = 0; i < SUBMITTERS; i++) {
+		finish_quietly(&p[i], 0);
+		harness_proc_free(&p[i]);
+	}
+}
+
+/*
+ * backup while the database is many times the pages jobd copies per loop
+ * turn, and submits keep coming: the copy takes several turns, and waits
+ * for the commit of each turn that wrote. It is whole (integrity_check),
+ * and consistent as of one moment between the request and the reply: its
+ * jobs are 1..K with nothing missing, K at least the last id acknowledged
+ * before the request, and no id jobd never acknowledged. The big jobs are
+ * in it whole.
+ */
+static void
+test_backup_busy(void **state)
+{
+	struct jobd_inst *inst = *state;
+	struct harness_proc sub[SUBMITTERS], bk;
+	const char *args[5 + BIG_ARGS];
+	char path[PATH_MAX + 16], want[PATH_MAX + 64], *big;
+	int64_t big_id[BIG_JOBS], before = 0, after = 0, k;
+	size_t acked = 0;
+	long long pages, count;
+	sqlite3 *db;
+
+	assert_non_null(big = malloc(BIG_ARG + 1));
+	memset(big, 'x', BIG_ARG);
+	big[BIG_ARG] = '\0';
+	args[0] = "--in";
+	args[1] = "1h";
+	args[2] = "--";
+	args[3] = "true";
+	for (int i = 0; i < BIG_ARGS; i++) {
+		args[4 + i] = big;
+	}
+	args[4 + BIG_ARGS] = NULL;
+	for (int i = 0; i < BIG_JOBS; i++) {
+		big_id[i] = harness_submit_argv(inst, args);
+	}
+	free(big);
+
+	submitters_start(inst, sub);
+	/* Every id printed by now was acknowledged before the request. */
+	for (int i = 0; i < SUBMITTERS; i++) {
+		(void)acked_ids(inst, i, &before);
+	}
+	snprintf(path, sizeof path, "%s/busy.db", inst->dir);
+	harness_jobctl_start(inst, &bk, "backup", path, NULL);
+	finish_quietly(&bk, 0);
+	snprintf(want, sizeof want, "wrote %s (%lld bytes)\n", path,
+	         file_size(path));
+	assert_string_equal(bk.out, want);
+	harness_proc_free(&bk);
+	submitters_stop(inst, sub);
+	for (int i = 0; i < SUBMITTERS; i++) {
+		acked += acked_ids(inst, i, &after);
+	}
+	/* Every job is a big one or a submitter's. */
+	assert_int_equal(after, BIG_JOBS + (int64_t)acked);
+
+	db = db_open(path, SQLITE_OPEN_READONLY);
+	db_assert_intact(db);
+	pages = db_int(db, "PRAGMA page_count", -1);
+	if (pages < BACKUP_TURNS * BACKUP_PAGES) {
+		fail_msg("the copy has %lld pages: too few to take jobd %d "
+		         "turns",
+		         pages, BACKUP_TURNS);
+	}
+	k = db_int(db, "SELECT max(id) FROM jobs", -1);
+	count = db_int(db, "SELECT count(*) FROM jobs", -1);
+	if (count != k || db_int(db, "SELECT min(id) FROM jobs", -1) != 1 ||
+	    k < before || k > after ||
+	    db_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
+	           -1) != k) {
+		fail_msg("the copy holds %lld jobs, ids up to %lld; want ids "
+		         "1..K with K from %lld (acknowledged before the "
+		         "request) to %lld (acknowledged at all)",
+		         count, (long long)k, (long long)before,
+		         (long long)after);
+	}
+	/* argv: "true" and each argument, each with its NUL. */
+	for (int i = 0; i < BIG_JOBS; i++) {
+		assert_int_equal(
+		    db_int(db, "SELECT length(argv) FROM jobs WHERE id = ?",
+		           big_id[i]),
+		    5 + BIG_ARGS * (BIG_ARG + 1));
+	}
+	sqlite3_close(db);
+	assert_no_file_like(inst->dir, "busy.db.");
+	harness_ping(inst);
+}
+
+/*
  * A wait on a running job while jobd is killed (sig: SIGKILL, or SIGTERM,
  * which answers the parked wait shutting_down) and started again: the wait
  * goes on quietly and exits with the job's own code.
@@ -669,7 +852,82 @@ test_wait_across_sigterm(void **state)
 	wait_across(*state, SIGTERM);
 }
 
-/* A wait started while jobd is down finds it once it is back. */
+/*
+ * Is the main thread of pid blocked in nanosleep (glibc's nanosleep makes
+ * the clock_nanosleep call)? /proc/PID/syscall starts with the number of
+ * the call the thread is blocked in, or says "running". Its first line
+ * goes into what, for messages.
+ */
+static int
+in_nanosleep(pid_t pid, char *what, size_t len)
+{
+	char path[64];
+	long nr;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fail_msg("open %s: %s", path, strerror(errno));
+	}
+	n = read(fd, what, len - 1);
+	close(fd);
+	what[n > 0 ? n : 0] = '\0';
+	what[strcspn(what, "\n")] = '\0';
+	if (sscanf(what, "%ld", &nr) != 1) {
+		return (0);
+	}
+	return (nr == SYS_nanosleep || nr == SYS_clock_nanosleep);
+}
+
+/*
+ * Wait (bounded) until a started jobctl wait has failed to reach jobd and
+ * is in its pause before the next try (ctl_call_resume: a failed dial
+ * returns CTL_AGAIN, then ctl_backoff sleeps in nanosleep). That pause is
+ * the only sleep of jobctl's main thread: its dial waits for nng's threads
+ * on a condition variable (futex), and nng itself sleeps only when it
+ * cannot make a mutex (out of memory). So the main thread seen in
+ * nanosleep means the dial has failed and jobctl will try again. The
+ * first pause lasts 50 ms, each next one longer: a look every 5 ms sees
+ * one. Fails if jobctl ends first.
+ */
+static void
+await_backoff(struct harness_proc *p)
+{
+	int64_t deadline = harness_now_ms() + HARNESS_EVENT_MS;
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
+	char what[256];
+	int fd, code;
+
+	if ((fd = pidfd_open(p->pid, 0)) < 0) {
+		fail_msg("pidfd_open %d: %s", (int)p->pid, strerror(errno));
+	}
+	while (!in_nanosleep(p->pid, what, sizeof what)) {
+		if (harness_await_exit(fd, 0) == 0) {
+			close(fd);
+			code = harness_proc_finish(p, HARNESS_RUN_MS);
+			harness_msg("'%s' exited %d before it paused to try "
+			            "again; stdout:\n%s\nstderr:\n%s\n",
+			            p->what, code, p->out, p->err);
+			harness_proc_free(p);
+			fail();
+		}
+		if (harness_now_ms() >= deadline) {
+			close(fd);
+			fail_msg("'%s' did not pause to try again within %d ms "
+			         "(/proc/%d/syscall: %s)",
+			         p->what, HARNESS_EVENT_MS, (int)p->pid, what);
+		}
+		nanosleep(&tick, NULL);
+	}
+	close(fd);
+}
+
+/*
+ * A wait started while jobd is down finds it once it is back. jobd is
+ * restarted only once the wait has failed to reach it and waits to try
+ * again, so the wait truly starts while jobd is down.
+ */
 static void
 test_wait_before_restart(void **state)
 {
@@ -683,6 +941,7 @@ test_wait_before_restart(void **state)
 	harness_kill9(inst);
 	harness_jobctl_start(inst, &waiter, "wait", HARNESS_ID(idbuf, id),
 	                     NULL);
+	await_backoff(&waiter);
 	harness_restart(inst);
 	harness_gate_release(inst);
 	finish_quietly(&waiter, 9);
@@ -815,6 +1074,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_admin_only, harness_setup,
 		                                harness_teardown),
 		cmocka_unit_test_setup_teardown(test_backup, harness_setup,
+		                                harness_teardown),
+		cmocka_unit_test_setup_teardown(test_backup_busy, harness_setup,
 		                                harness_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_wait_across_kill9, harness_setup, harness_teardown),

@@ -218,6 +218,18 @@ sk_assert_serving(struct jobd_inst *inst)
 	assert_int_equal(harness_wait(inst, id), 0);
 }
 
+/*
+ * What must follow the end of j's supervisor, whatever became of the job:
+ * its processes are dead, jobd's log says it killed them, and jobd runs on.
+ */
+static void
+sk_assert_aftermath(struct jobd_inst *inst, struct sk_job *j)
+{
+	sk_assert_killed(j);
+	sk_assert_logged(inst, j->id);
+	sk_assert_serving(inst);
+}
+
 /* The job of j ended lost, and only once (no retry). */
 static void
 sk_assert_job_lost(struct jobd_inst *inst, struct sk_job *j)
@@ -242,9 +254,7 @@ test_supervisor_killed(void **state)
 	sk_submit(inst, NULL, &j);
 	assert_int_equal(kill(j.sup, SIGKILL), 0);
 	sk_assert_job_lost(inst, &j);
-	sk_assert_killed(&j);
-	sk_assert_logged(inst, j.id);
-	sk_assert_serving(inst);
+	sk_assert_aftermath(inst, &j);
 }
 
 /*
@@ -271,9 +281,7 @@ test_supervisor_killed_retried(void **state)
 	assert_int_equal(json_array_size(json_object_get(job, "attempts")), 2);
 	sk_assert_lost(json_array_get(json_object_get(job, "attempts"), 0));
 	json_decref(job);
-	sk_assert_killed(&j);
-	sk_assert_logged(inst, j.id);
-	sk_assert_serving(inst);
+	sk_assert_aftermath(inst, &j);
 }
 
 /*
@@ -295,9 +303,7 @@ test_adopted_supervisor_killed(void **state)
 	json_decref(job);
 	assert_int_equal(kill(j.sup, SIGKILL), 0);
 	sk_assert_job_lost(inst, &j);
-	sk_assert_killed(&j);
-	sk_assert_logged(inst, j.id);
-	sk_assert_serving(inst);
+	sk_assert_aftermath(inst, &j);
 }
 
 /*
@@ -319,9 +325,7 @@ test_supervisor_killed_while_down(void **state)
 	assert_int_equal(harness_await_exit(fd, SK_GONE_MS), 0);
 	harness_restart(inst);
 	sk_assert_job_lost(inst, &j);
-	sk_assert_killed(&j);
-	sk_assert_logged(inst, j.id);
-	sk_assert_serving(inst);
+	sk_assert_aftermath(inst, &j);
 }
 
 int
