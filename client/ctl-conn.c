@@ -15,6 +15,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "ctl.h"
 #include "util.h"
@@ -31,7 +32,31 @@ struct ctl_conn {
 	int dialled; /* sock is open, its dialer started */
 	int reached; /* a dial has worked in this run */
 	char *url;
+	/*
+	 * When the connection goes, nng may keep a request that it had not
+	 * yet written for a connection to come, with no error: the receive
+	 * would wait for its whole timeout. So the removal of the pipe
+	 * (seen on an nng thread) cancels the receive in progress.
+	 */
+	nng_mtx *mtx;
+	nng_aio *aio; /* the receive in progress, or NULL */
+	int dropped;  /* the connection of sock has gone */
 };
+
+/* On an nng thread: the connection has gone. */
+static void
+ctl_conn_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct ctl_conn *conn = arg;
+
+	(void)p;
+	(void)ev;
+	nng_mtx_lock(conn->mtx);
+	conn->dropped = 1;
+	if (conn->aio != NULL)
+		nng_aio_cancel(conn->aio);
+	nng_mtx_unlock(conn->mtx);
+}
 
 /* Close the socket, if open: the next request dials anew. */
 static void
@@ -56,7 +81,10 @@ ctl_conn_dial(struct ctl_conn *conn)
 	ctl_conn_hangup(conn);
 	if ((rv = nng_req0_open(&conn->sock)) != 0)
 		return (rv);
-	if ((rv = nng_socket_set_ms(conn->sock, NNG_OPT_REQ_RESENDTIME,
+	conn->dropped = 0;
+	if ((rv = nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST,
+	                          ctl_conn_pipe_gone, conn)) != 0 ||
+	    (rv = nng_socket_set_ms(conn->sock, NNG_OPT_REQ_RESENDTIME,
 	                            NNG_DURATION_INFINITE)) != 0 ||
 	    (rv = nng_dialer_create(&dialer, conn->sock, conn->url)) != 0 ||
 	    (rv = nng_dialer_set_size(dialer, NNG_OPT_RECVMAXSZ,
@@ -101,6 +129,10 @@ ctl_conn_new(const char *url)
 	 */
 	conn = xcalloc(1, sizeof *conn);
 	conn->url = xstrdup(url);
+	if (nng_mtx_alloc(&conn->mtx) != 0) {
+		output_error("out of memory");
+		exit(CTL_EXIT_ERROR);
+	}
 	return (conn);
 }
 
@@ -108,6 +140,7 @@ void
 ctl_conn_close(struct ctl_conn *conn)
 {
 	ctl_conn_hangup(conn);
+	nng_mtx_free(conn->mtx);
 	free(conn->url);
 	free(conn);
 }
@@ -132,12 +165,16 @@ ctl_conn_fail(struct ctl_conn *conn, int rv, int dialling, int timeout_ms)
 	return (CTL_EXIT_UNAVAILABLE);
 }
 
-/* Send req and receive the reply into *msgp; returns an nng error. */
+/*
+ * Send req and receive the reply into *msgp; returns an nng error
+ * (NNG_ECONNSHUT if the connection went before the reply came).
+ */
 static int
 ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
                   int timeout_ms, nng_msg **msgp)
 {
 	nng_msg *msg;
+	nng_aio *aio;
 	int rv;
 
 	if ((rv = nng_msg_alloc(&msg, len)) != 0)
@@ -152,7 +189,29 @@ ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
 		nng_msg_free(msg);
 		return (rv);
 	}
-	return (nng_recvmsg(conn->sock, msgp, 0));
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
+		return (rv);
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_mtx_lock(conn->mtx);
+	if (!conn->dropped) {
+		conn->aio = aio;
+		nng_recv_aio(conn->sock, aio);
+	}
+	nng_mtx_unlock(conn->mtx);
+	if (conn->aio == NULL)
+		rv = NNG_ECONNSHUT;
+	else {
+		nng_aio_wait(aio);
+		nng_mtx_lock(conn->mtx);
+		conn->aio = NULL;
+		nng_mtx_unlock(conn->mtx);
+		if ((rv = nng_aio_result(aio)) == NNG_ECANCELED)
+			rv = NNG_ECONNSHUT;
+		else if (rv == 0)
+			*msgp = nng_aio_get_msg(aio);
+	}
+	nng_aio_free(aio);
+	return (rv);
 }
 
 /* Did the connection drop (rather than jobd not answer in time)? */
