@@ -33,13 +33,13 @@ struct ctl_conn {
 	int reached; /* a dial has worked in this run */
 	char *url;
 	/*
-	 * When the connection goes, nng may keep a request that it had not
-	 * yet written for a connection to come, with no error: the receive
-	 * would wait for its whole timeout. So the removal of the pipe
-	 * (seen on an nng thread) cancels the receive in progress.
+	 * When the connection goes, nng holds a request it has not written
+	 * yet for a connection to come, with no error: the send (or the
+	 * receive) would wait for its whole timeout. So the removal of the
+	 * pipe (seen on an nng thread) cancels the one in progress.
 	 */
 	nng_mtx *mtx;
-	nng_aio *aio; /* the receive in progress, or NULL */
+	nng_aio *aio; /* the send or receive in progress, or NULL */
 	int dropped;  /* the connection of sock has gone */
 };
 
@@ -166,8 +166,36 @@ ctl_conn_fail(struct ctl_conn *conn, int rv, int dialling, int timeout_ms)
 }
 
 /*
+ * Run one send or receive (send: nng_send_aio, or nng_recv_aio) on aio and
+ * wait for it, unless the connection has gone, before or meanwhile.
+ * Returns an nng error: NNG_ECONNSHUT if the connection went.
+ */
+static int
+ctl_conn_aio(struct ctl_conn *conn, nng_aio *aio,
+             void (*start)(nng_socket, nng_aio *))
+{
+	int rv;
+
+	nng_mtx_lock(conn->mtx);
+	if (conn->dropped) {
+		nng_mtx_unlock(conn->mtx);
+		return (NNG_ECONNSHUT);
+	}
+	conn->aio = aio;
+	start(conn->sock, aio);
+	nng_mtx_unlock(conn->mtx);
+	nng_aio_wait(aio);
+	nng_mtx_lock(conn->mtx);
+	conn->aio = NULL;
+	nng_mtx_unlock(conn->mtx);
+	rv = nng_aio_result(aio);
+	return (rv == NNG_ECANCELED ? NNG_ECONNSHUT : rv);
+}
+
+/*
  * Send req and receive the reply into *msgp; returns an nng error
- * (NNG_ECONNSHUT if the connection went before the reply came).
+ * (NNG_ECONNSHUT if the connection went before the reply came). Both
+ * steps may wait for a connection: nng holds a request until one takes it.
  */
 static int
 ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
@@ -180,36 +208,17 @@ ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
 	if ((rv = nng_msg_alloc(&msg, len)) != 0)
 		return (rv);
 	memcpy(nng_msg_body(msg), req, len);
-	if ((rv = nng_socket_set_ms(conn->sock, NNG_OPT_SENDTIMEO,
-	                            timeout_ms)) != 0 ||
-	    (rv = nng_socket_set_ms(conn->sock, NNG_OPT_RECVTIMEO,
-	                            timeout_ms)) != 0 ||
-	    (rv = nng_sendmsg(conn->sock, msg, 0)) != 0) {
-		/* nng takes the message only when the send succeeds. */
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
 		nng_msg_free(msg);
 		return (rv);
 	}
-	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
-		return (rv);
 	nng_aio_set_timeout(aio, timeout_ms);
-	nng_mtx_lock(conn->mtx);
-	if (!conn->dropped) {
-		conn->aio = aio;
-		nng_recv_aio(conn->sock, aio);
-	}
-	nng_mtx_unlock(conn->mtx);
-	if (conn->aio == NULL)
-		rv = NNG_ECONNSHUT;
-	else {
-		nng_aio_wait(aio);
-		nng_mtx_lock(conn->mtx);
-		conn->aio = NULL;
-		nng_mtx_unlock(conn->mtx);
-		if ((rv = nng_aio_result(aio)) == NNG_ECANCELED)
-			rv = NNG_ECONNSHUT;
-		else if (rv == 0)
-			*msgp = nng_aio_get_msg(aio);
-	}
+	nng_aio_set_msg(aio, msg);
+	if ((rv = ctl_conn_aio(conn, aio, nng_send_aio)) != 0)
+		/* nng takes the message only when the send succeeds. */
+		nng_msg_free(msg);
+	else if ((rv = ctl_conn_aio(conn, aio, nng_recv_aio)) == 0)
+		*msgp = nng_aio_get_msg(aio);
 	nng_aio_free(aio);
 	return (rv);
 }
