@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -231,6 +232,32 @@ ctl_conn_dropped(int rv)
 	        rv == NNG_ECONNSHUT);
 }
 
+/*
+ * Dial again after a drop. jobd may be between two listeners (it replaces
+ * one that nng issue #1518 has made deaf), so for a moment its socket is
+ * missing or refuses: try for up to CTL_CONN_REDIAL_MS before giving up.
+ */
+#define CTL_CONN_REDIAL_MS 2000
+
+static int
+ctl_conn_redial(struct ctl_conn *conn)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int rv, waited_ms = 0;
+
+	while ((rv = ctl_conn_dial(conn)) == NNG_ECONNREFUSED ||
+	       rv == NNG_ENOENT) {
+		if (waited_ms >= CTL_CONN_REDIAL_MS)
+			break;
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		waited_ms += 10;
+		ts.tv_sec = 0;
+		ts.tv_nsec = 10 * 1000 * 1000;
+	}
+	return (rv);
+}
+
 /* Is reply jobd saying that it is stopping? */
 static int
 ctl_conn_stopping(json_t *reply)
@@ -277,7 +304,7 @@ ctl_conn_request(struct ctl_conn *conn, const char *req, size_t len,
 			ctl_conn_hangup(conn);
 			return (CTL_AGAIN);
 		}
-		if ((rv = ctl_conn_dial(conn)) == 0)
+		if ((rv = ctl_conn_redial(conn)) == 0)
 			rv =
 			    ctl_conn_exchange(conn, req, len, timeout_ms, &msg);
 	}
