@@ -12,10 +12,9 @@ cmd_ping_exec(struct request *r)
 
 	/* A draining jobd says so: it starts no job until its restart. */
 	if (server_draining)
-		json_object_set_new(reply, "stopping",
-		                    json_string(server_draining == SERVER_DRAIN
-		                                    ? "drain"
-		                                    : "stop_jobs"));
+		json_object_set_new(
+		    reply, "stopping",
+		    json_string(server_mode_name(server_draining)));
 	dispatch_reply(r, reply);
 	return (CMD_DONE);
 }

@@ -11,13 +11,6 @@
 
 #define CMD_SHUTDOWN_REASON "stopped by jobctl shutdown --stop-jobs"
 
-/* The modes by name, as enum server_drain_mode. */
-static const char *const cmd_shutdown_modes[] = {
-	[SERVER_DRAIN] = "drain",
-	[SERVER_STOP_JOBS] = "stop_jobs",
-	[SERVER_STOP_NOW] = "now",
-};
-
 enum cmd_result
 cmd_shutdown_exec(struct request *r)
 {
@@ -26,7 +19,7 @@ cmd_shutdown_exec(struct request *r)
 	int running = worker_count(), mode;
 
 	for (mode = SERVER_DRAIN; mode <= SERVER_STOP_NOW; mode++)
-		if (strcmp(name, cmd_shutdown_modes[mode]) == 0)
+		if (strcmp(name, server_mode_name(mode)) == 0)
 			break;
 	if (mode > SERVER_STOP_NOW) {
 		dispatch_error(r, PROTO_EBADMSG,
@@ -40,7 +33,7 @@ cmd_shutdown_exec(struct request *r)
 		return (CMD_DONE);
 	}
 	/* The reply names the mode in force: a stronger earlier one wins. */
-	name = cmd_shutdown_modes[server_shutdown(mode)];
+	name = server_mode_name(server_shutdown(mode));
 	log_info("shutdown (%s) asked by uid %llu; %d job%s running", name,
 	         (unsigned long long)r->uid, running, running == 1 ? "" : "s");
 	dispatch_reply(r, json_pack("{s:b, s:s, s:i}", "ok", 1, "mode", name,

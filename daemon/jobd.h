@@ -119,7 +119,7 @@ enum server_drain_mode { SERVER_DRAIN = 1, SERVER_STOP_JOBS, SERVER_STOP_NOW };
 extern int server_draining; /* 0 or enum server_drain_mode */
 void server_init(void);
 void server_stop(const char *);
-void server_drain(int);
+const char *server_mode_name(int);
 int server_shutdown(int);
 void server_loop(void);
 void server_wake(void);

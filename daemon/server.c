@@ -15,7 +15,9 @@ struct jobd_config jobd_conf;
 const char *jobd_instance = "none";
 struct event_base *server_base;
 int server_stopping;
-int server_draining;
+int server_draining; /* SERVER_DRAIN: start no job, stop once none runs and
+                        every end is recorded; SERVER_STOP_JOBS: the same,
+                        the running ones cancelled (by cmd-shutdown.c) */
 static int server_shutdown_asked; /* applied after the commit */
 
 static struct event *server_hook_ev;
@@ -45,16 +47,12 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	else
 		worker_after_commit();
 	dispatch_flush(failed);
-	if (server_shutdown_asked != 0) {
-		/* Refused with the rest of the batch if the commit failed. */
-		if (failed)
-			;
-		else if (server_shutdown_asked == SERVER_STOP_NOW)
-			server_stop("jobctl shutdown");
-		else
-			server_drain(server_shutdown_asked);
-		server_shutdown_asked = 0;
-	}
+	/* A shutdown asked: refused with the rest of the batch on a failure. */
+	if (!failed && server_shutdown_asked == SERVER_STOP_NOW)
+		server_stop("jobctl shutdown");
+	else if (!failed && server_shutdown_asked > server_draining)
+		server_draining = server_shutdown_asked;
+	server_shutdown_asked = 0;
 	if (!server_stopping && !server_draining)
 		sched_run();
 	else if (!server_stopping && worker_count() == 0 && worker_settled())
@@ -91,17 +89,18 @@ server_stop(const char *why)
 	server_wake();
 }
 
-/*
- * Stop once no job runs and every end is recorded (SERVER_DRAIN), after
- * cancelling the running ones (SERVER_STOP_JOBS, the caller cancels them):
- * no job starts from now on, and every request is served meanwhile.
- */
-void
-server_drain(int mode)
+/* The name of a mode (enum server_drain_mode), as the protocol has it. */
+const char *
+server_mode_name(int mode)
 {
-	if (mode > server_draining)
-		server_draining = mode;
-	server_wake();
+	static const char *const names[] = {
+		[SERVER_DRAIN] = "drain",
+		[SERVER_STOP_JOBS] = "stop_jobs",
+		[SERVER_STOP_NOW] = "now",
+	};
+
+	return (mode >= SERVER_DRAIN && mode <= SERVER_STOP_NOW ? names[mode]
+	                                                        : NULL);
 }
 
 /*

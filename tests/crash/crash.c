@@ -342,28 +342,6 @@ crash_client_start(struct crash_client *c, size_t i)
 	C.sent += s->sends == 1;
 }
 
-/* Append what fd has to *buf; close it and set it to -1 at EOF. */
-static void
-crash_drain(int *fd, char **buf, size_t *len)
-{
-	char chunk[4096];
-	ssize_t n = read(*fd, chunk, sizeof chunk);
-
-	if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-		return;
-	}
-	if (n <= 0) {
-		close(*fd);
-		*fd = -1;
-		return;
-	}
-	*buf = realloc(*buf, *len + (size_t)n + 1);
-	assert_non_null(*buf);
-	memcpy(*buf + *len, chunk, (size_t)n);
-	*len += (size_t)n;
-	(*buf)[*len] = '\0';
-}
-
 /* The reply of an acked submit: its id, the same for every send. */
 static void
 crash_acked(struct crash_sub *s, size_t i, const char *out)
@@ -556,12 +534,12 @@ crash_pump(int parallel, int64_t kill_at, ssize_t (*next)(void *), void *arg)
 				continue;
 			}
 			if (pfd[2 * k].revents != 0) {
-				crash_drain(&c->p.out_fd, &c->p.out,
-				            &c->p.out_len);
+				harness_drain(&c->p.out_fd, &c->p.out,
+				              &c->p.out_len);
 			}
 			if (pfd[2 * k + 1].revents != 0) {
-				crash_drain(&c->p.err_fd, &c->p.err,
-				            &c->p.err_len);
+				harness_drain(&c->p.err_fd, &c->p.err,
+				              &c->p.err_len);
 			}
 			if (c->p.out_fd >= 0 || c->p.err_fd >= 0) {
 				if (harness_now_ms() - c->started <=

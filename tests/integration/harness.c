@@ -357,8 +357,7 @@ harness_proc_free(struct harness_proc *p)
 	p->out = p->err = NULL;
 }
 
-/* Append what fd has to *buf; close it and set it to -1 at EOF. */
-static void
+void
 harness_drain(int *fd, char **buf, size_t *len)
 {
 	char chunk[65536];

@@ -100,6 +100,8 @@ void harness_proc_start(struct harness_proc *, const char *const *,
  * it died of a signal. The caller frees out and err with harness_proc_free.
  */
 int harness_proc_finish(struct harness_proc *, int);
+/* Append what fd has to *buf; close it and set it to -1 at EOF. */
+void harness_drain(int *, char **, size_t *);
 void harness_proc_free(struct harness_proc *);
 
 /*

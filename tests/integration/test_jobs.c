@@ -39,24 +39,6 @@ jobctl_json(struct jobd_inst *inst, const char *cmd, const char *arg1,
 	return (j);
 }
 
-/* The ids of an array of job objects, as JSON text "[3,2,1]" (to free). */
-static char *
-job_ids(json_t *jobs)
-{
-	json_t *ids = json_array(), *job;
-	size_t i;
-	char *text;
-
-	assert_true(json_is_array(jobs));
-	json_array_foreach(jobs, i, job)
-	{
-		json_array_append(ids, json_object_get(job, "id"));
-	}
-	text = json_dumps(ids, JSON_COMPACT);
-	json_decref(ids);
-	return (text);
-}
-
 static void
 assert_output(struct jobd_inst *inst, int64_t id, int want_stderr,
               const char *expected)
@@ -221,7 +203,7 @@ test_status_several(void **state)
 	snprintf(ida, sizeof ida, "%lld", (long long)a);
 	snprintf(idb, sizeof idb, "%lld", (long long)b);
 	jobs = jobctl_json(inst, "status", idb, ida, NULL);
-	ids = job_ids(jobs);
+	ids = harness_ids_text(jobs);
 	snprintf(want, sizeof want, "[%s,%s]", idb, ida);
 	assert_string_equal(ids, want);
 	free(ids);
@@ -242,7 +224,7 @@ test_list_newest_first(void **state)
 	assert_int_equal(harness_wait_ids(inst, id, 3), 0);
 
 	jobs = jobctl_json(inst, "list", "--limit", "2", NULL);
-	ids = job_ids(jobs);
+	ids = harness_ids_text(jobs);
 	snprintf(want, sizeof want, "[%lld,%lld]", (long long)id[2],
 	         (long long)id[1]);
 	assert_string_equal(ids, want);
@@ -250,7 +232,7 @@ test_list_newest_first(void **state)
 	json_decref(jobs);
 
 	jobs = jobctl_json(inst, "list", "--state", "succeeded", NULL);
-	ids = job_ids(jobs);
+	ids = harness_ids_text(jobs);
 	snprintf(want, sizeof want, "[%lld,%lld,%lld]", (long long)id[2],
 	         (long long)id[1], (long long)id[0]);
 	assert_string_equal(ids, want);

@@ -1138,12 +1138,8 @@ test_next_version_refused(void **state)
 static int64_t
 insert_custom(struct job *j)
 {
-	int64_t id;
+	int64_t id = fixture_job_insert(j);
 
-	assert_int_equal(queue_begin(), 0);
-	assert_int_equal(queue_job_insert(j), 0);
-	assert_int_equal(queue_commit(), 0);
-	id = j->id;
 	assert_true(id > 0);
 	job_clear(j);
 	return (id);
