@@ -447,3 +447,40 @@ proto_reply_status(json_t *reply, char *msg, size_t msglen)
 			return (st);
 	return (PROTO_EINTERNAL);
 }
+
+static void
+proto_put_be(unsigned char *p, uint64_t v, int bytes)
+{
+	while (bytes-- > 0) {
+		p[bytes] = v & 0xff;
+		v >>= 8;
+	}
+}
+
+/* The greeting of a peer speaking proto (PROTO_SP_REQ, PROTO_SP_REP). */
+void
+proto_sp_hello(unsigned char *hello, unsigned proto)
+{
+	memcpy(hello, "\0SP\0", 4);
+	proto_put_be(hello + 4, proto, 2);
+	proto_put_be(hello + 6, 0, 2);
+}
+
+/* Is hello the greeting of a peer speaking proto? */
+int
+proto_sp_hello_ok(const unsigned char *hello, unsigned proto)
+{
+	unsigned char want[PROTO_SP_HELLO];
+
+	proto_sp_hello(want, proto);
+	return (memcmp(hello, want, sizeof want) == 0);
+}
+
+/* The head of a request of len bytes of JSON with request id (31 bits). */
+void
+proto_sp_head(unsigned char *head, size_t len, uint32_t id)
+{
+	head[0] = 1;
+	proto_put_be(head + 1, (uint64_t)len + 4, 8);
+	proto_put_be(head + 9, id | 0x80000000u, 4);
+}

@@ -151,4 +151,20 @@ json_t *proto_reply_error(int, const char *, ...)
  */
 int proto_reply_status(json_t *, char *, size_t);
 
+/*
+ * The framing under the JSON: nng's SP protocol over ipc://, which jobd's
+ * REP socket speaks through nng and jobctl by hand (docs/protocol.md, "On
+ * the wire"). Each side first sends a greeting of PROTO_SP_HELLO bytes
+ * naming its protocol; a request is then PROTO_SP_HEAD bytes (type 1, the
+ * 64-bit big-endian length of what follows, a 32-bit request id with its
+ * top bit set), then the JSON. A reply starts with the same request id.
+ */
+#define PROTO_SP_HELLO 8
+#define PROTO_SP_HEAD  13
+#define PROTO_SP_REQ   0x0030 /* nng's REQ v0 */
+#define PROTO_SP_REP   0x0031 /* nng's REP v0 */
+void proto_sp_hello(unsigned char *, unsigned);
+int proto_sp_hello_ok(const unsigned char *, unsigned);
+void proto_sp_head(unsigned char *, size_t, uint32_t);
+
 #endif

@@ -141,7 +141,7 @@ ipc_probe_cb(evutil_socket_t fd, short what, void *arg)
 		 * too: the listener is there.
 		 */
 		ipc_probe_got += n > 0 ? (size_t)n : 0;
-		if (n > 0 && ipc_probe_got < 8 + 9)
+		if (n > 0 && ipc_probe_got < PROTO_SP_HELLO + 9)
 			return;
 		ipc_probe_done();
 		return;
@@ -161,14 +161,7 @@ static void
 ipc_probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	static const char ping[] = "{\"v\":1,\"op\":\"ping\"}";
-	unsigned char msg[8 + 9 + 4 + sizeof ping - 1] = {
-		/* handshake: SP, version 0, our protocol */
-		0, 'S', 'P', 0, NNG_REQ0_SELF >> 8, NNG_REQ0_SELF & 0xff, 0, 0,
-		/* a message: type 1, then its 64-bit length */
-		1, 0, 0, 0, 0, 0, 0, 0, 4 + sizeof ping - 1,
-		/* the REQ header: a request id with its top bit set */
-		0x80, 0, 0, 1
-	};
+	unsigned char msg[PROTO_SP_HELLO + PROTO_SP_HEAD + sizeof ping - 1];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timeval tv = { IPC_PROBE_WAIT_MS / 1000, 0 };
 	const char *path = ipc_url + strlen("ipc://");
@@ -180,7 +173,9 @@ ipc_probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (ipc_probe_ev != NULL || server_stopping)
 		return;
-	memcpy(msg + 8 + 9 + 4, ping, sizeof ping - 1);
+	proto_sp_hello(msg, PROTO_SP_REQ);
+	proto_sp_head(msg + PROTO_SP_HELLO, sizeof ping - 1, 1);
+	memcpy(msg + PROTO_SP_HELLO + PROTO_SP_HEAD, ping, sizeof ping - 1);
 	/* util_socket_url made sure the path fits. */
 	if ((len = strlen(path)) >= sizeof sa.sun_path)
 		return;
