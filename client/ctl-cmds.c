@@ -521,13 +521,26 @@ ctl_set_strings(json_t *req, const char *key, char **v, int n)
 	return (-1);
 }
 
-/* submit: what to run, argv after "--" or a shell command after -c. */
+/*
+ * submit: what to run, argv after "--", a shell command after -c, or (with
+ * --stdin) shell commands read later by ctl_submit_batch.
+ */
 static int
 ctl_submit_command(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
 {
 	const char *shell = args->opts['c'];
 	int bad;
 
+	if (args->opts['I'] != NULL) {
+		if (shell != NULL || args->dashdash || args->argc > 0)
+			return (ctl_usage_error(
+			    ctx->op, "--stdin reads the commands: give no -c "
+			             "and no PROGRAM"));
+		if (args->opts['R'] != NULL)
+			return (ctl_usage_error(
+			    ctx->op, "--stdin and --array do not go together"));
+		return (CTL_EXIT_OK);
+	}
 	if (shell != NULL) {
 		if (args->argc > 0)
 			return (ctl_usage_error(
@@ -853,6 +866,141 @@ ctl_submit_id(json_t *reply, json_t *job)
 	return (-1);
 }
 
+/* The bytes s takes in a JSON request, quotes and comma included. */
+static size_t
+ctl_json_size(const char *s)
+{
+	size_t n = 3;
+
+	for (; *s != '\0'; s++)
+		n += *s == '"' || *s == '\\'    ? 2
+		     : (unsigned char)*s < 0x20 ? 6
+		                                : 1;
+	return (n);
+}
+
+/*
+ * Send the batch of commands in shells as one submit like req (the key
+ * made unique by the batch's number n), and print the ids of its jobs (or
+ * add them to ids, for --json). Returns an exit code.
+ */
+static int
+ctl_submit_send(struct ctl_ctx *ctx, json_t *req, json_t *shells, int n,
+                json_t *ids)
+{
+	json_t *chunk = json_copy(req), *reply = NULL, *job, *count;
+	const char *key = json_string_value(json_object_get(req, "key"));
+	char *k;
+	long long first;
+	size_t want = json_array_size(shells);
+	int rv;
+
+	json_object_set(chunk, "shells", shells);
+	if (n > 0) {
+		k = xasprintf("%s.%d", key, n + 1);
+		json_object_set_new(chunk, "key", json_string(k));
+		free(k);
+	}
+	if ((rv = ctl_call(ctx, chunk, CTL_RECV_MS, &reply)) != 0)
+		goto out;
+	count = json_object_get(json_object_get(reply, "batch"), "count");
+	if ((job = ctl_reply_job(reply)) == NULL) {
+		rv = CTL_EXIT_PROTOCOL;
+		goto out;
+	}
+	if (!json_is_integer(count) ||
+	    json_integer_value(count) != (json_int_t)want) {
+		output_error("malformed reply from jobd: no batch of %zu jobs",
+		             want);
+		rv = CTL_EXIT_PROTOCOL;
+		goto out;
+	}
+	first = ctl_job_id(job);
+	for (size_t i = 0; i < want; i++)
+		if (ids != NULL)
+			json_array_append_new(ids, json_integer(first + i));
+		else
+			printf("%lld\n", first + (long long)i);
+	fflush(stdout);
+out:
+	json_decref(reply);
+	json_decref(chunk);
+	return (rv);
+}
+
+/*
+ * submit --stdin: one job per line of standard input (empty lines skipped),
+ * each a shell command with the options of req. At most PROTO_MAX_BATCH
+ * commands, and what fits in PROTO_MAX_MSG, go in one request, which jobd
+ * stores in one transaction; more input makes more requests, in order.
+ */
+static int
+ctl_submit_batch(struct ctl_ctx *ctx, json_t *req)
+{
+	json_t *shells = json_array(), *ids = ctx->json ? json_array() : NULL;
+	char *line = NULL, *dump;
+	size_t cap = 0, base, size, lsize;
+	ssize_t len;
+	long long lineno = 0;
+	int rv = CTL_EXIT_OK, sent = 0;
+
+	/* Room for everything but the commands, and a margin. */
+	dump = json_dumps(req, JSON_COMPACT);
+	base = strlen(dump) + 64;
+	free(dump);
+	size = base;
+	while (rv == CTL_EXIT_OK && (len = getline(&line, &cap, stdin)) != -1) {
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		if (strlen(line) != (size_t)len) {
+			output_error("line %lld of the input has a NUL byte",
+			             lineno);
+			rv = CTL_EXIT_USAGE;
+			break;
+		}
+		if ((lsize = ctl_json_size(line)) + base > PROTO_MAX_MSG) {
+			output_error("line %lld of the input is too long",
+			             lineno);
+			rv = CTL_EXIT_USAGE;
+			break;
+		}
+		if (json_array_size(shells) == PROTO_MAX_BATCH ||
+		    size + lsize > PROTO_MAX_MSG) {
+			rv = ctl_submit_send(ctx, req, shells, sent++, ids);
+			json_array_clear(shells);
+			size = base;
+			if (rv != CTL_EXIT_OK)
+				break;
+		}
+		if (json_array_append_new(shells, json_string(line)) != 0) {
+			output_error(
+			    "line %lld of the input is not valid UTF-8",
+			    lineno);
+			rv = CTL_EXIT_USAGE;
+			break;
+		}
+		size += lsize;
+	}
+	if (rv == CTL_EXIT_OK && ferror(stdin)) {
+		output_error("cannot read the input: %s", strerror(errno));
+		rv = CTL_EXIT_ERROR;
+	} else if (rv == CTL_EXIT_OK && json_array_size(shells) > 0)
+		rv = ctl_submit_send(ctx, req, shells, sent++, ids);
+	else if (rv == CTL_EXIT_OK && sent == 0) {
+		output_error("no commands in the input");
+		rv = CTL_EXIT_USAGE;
+	}
+	if (rv == CTL_EXIT_OK && ids != NULL)
+		output_json(ids);
+	free(line);
+	json_decref(shells);
+	json_decref(ids);
+	return (rv);
+}
+
 static int
 ctl_exec_submit(struct ctl_ctx *ctx, struct ctl_args *args)
 {
@@ -863,8 +1011,13 @@ ctl_exec_submit(struct ctl_ctx *ctx, struct ctl_args *args)
 	if ((rv = ctl_submit_command(ctx, args, req)) != 0 ||
 	    (rv = ctl_submit_options(ctx, args, req)) != 0 ||
 	    (rv = ctl_submit_sched(ctx, args, req)) != 0 ||
-	    (rv = ctl_submit_context(ctx, req)) != 0 ||
-	    (rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
+	    (rv = ctl_submit_context(ctx, req)) != 0)
+		goto out;
+	if (args->opts['I'] != NULL) {
+		rv = ctl_submit_batch(ctx, req);
+		goto out;
+	}
+	if ((rv = ctl_call(ctx, req, CTL_RECV_MS, &reply)) != 0)
 		goto out;
 	if ((job = ctl_reply_job(reply)) == NULL ||
 	    (id = ctl_submit_id(reply, job)) < 0)
@@ -1768,6 +1921,7 @@ static const struct option ctl_longopts_submit[] = {
 	{ "retry-on-lost", no_argument, NULL, 'L' },
 	{ "array", required_argument, NULL, 'R' },
 	{ "key", required_argument, NULL, 'k' },
+	{ "stdin", no_argument, NULL, 'I' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1822,6 +1976,10 @@ static const struct option ctl_longopts_purge[] = {
 static const char ctl_opts_submit[] =
     "  -c COMMAND          run COMMAND with /bin/sh -c\n"
     "  -- PROGRAM [ARG...] run PROGRAM with these arguments, no shell\n"
+    "  --stdin             one job for each line of standard input, a\n"
+    "                      shell command (empty lines skipped), all with\n"
+    "                      these options; up to 10000 lines go in one\n"
+    "                      request, stored at once\n"
     "  -n, --name NAME     a name to show in lists\n"
     "  -q, --queue QUEUE   the queue to run in (default \"default\"), made\n"
     "                      on first use: 1 to 64 letters, digits, '.',\n"
@@ -1870,8 +2028,10 @@ static const char ctl_notes_submit[] =
     "plus JOBD_JOB_ID, JOBD_QUEUE, JOBD_ATTEMPT (1, 2, ...) and, for an\n"
     "array's task, JOBD_ARRAY_ID and JOBD_ARRAY_INDEX.\n"
     "Prints the job's id; with --array, the array's id (its tasks have\n"
-    "the ids that follow it). With --json, the job object (an array's\n"
-    "first task).\n";
+    "the ids that follow it); with --stdin, each job's id, one per line.\n"
+    "With --json, the job object (an array's first task); with --stdin,\n"
+    "an array of the ids. If a request of --stdin fails, the ids of the\n"
+    "requests before it have been printed, and their jobs are queued.\n";
 
 static const char ctl_notes_status[] =
     "An ID may be an array's id: it stands for all its tasks, in index\n"

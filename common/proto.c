@@ -20,6 +20,7 @@
 static const struct proto_field proto_fields_SUBMIT[] = {
 	{ "argv", PROTO_T_STRINGS, 0, 1, PROTO_MAX_ARGS },
 	{ "shell", PROTO_T_STRING, 0, 1, PROTO_MAX_MSG },
+	{ "shells", PROTO_T_STRINGS, 0, 1, PROTO_MAX_BATCH },
 	{ "name", PROTO_T_STRING, 0, 0, NAME_MAX_ },
 	{ "priority", PROTO_T_INT, 0, PROTO_PRIO_MIN, PROTO_PRIO_MAX },
 	{ "key", PROTO_T_STRING, 0, 1, NAME_MAX_ },

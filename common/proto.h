@@ -29,6 +29,7 @@
 #define PROTO_DEFAULT_QUEUE   "default"
 #define PROTO_MAX_ARRAY       1000    /* tasks in one array */
 #define PROTO_MAX_EXPANDED    10000   /* jobs one request's ids stand for */
+#define PROTO_MAX_BATCH       10000   /* commands in one submit's shells */
 #define PROTO_MAX_DEP_ROWS    10000   /* dependencies x tasks of one submit */
 #define PROTO_ARRAY_INDEX_MAX 1000000 /* largest array index */
 #define PROTO_MAX_RETRIES     1000

@@ -1,7 +1,8 @@
 /*
- * submit: store a new job and answer with it once it is on disk. The same
- * owner and key return the existing job instead (a resent request never
- * makes a second job).
+ * submit: store a new job (or an array's tasks, or a batch of shell
+ * commands) and answer with it once it is on disk. The same owner and key
+ * return the existing job instead (a resent request never makes a second
+ * job).
  */
 #include <sys/stat.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static const char *
 cmd_submit_check(json_t *req)
 {
 	json_t *argv = json_object_get(req, "argv");
+	json_t *shells = json_object_get(req, "shells");
 	json_t *env = json_object_get(req, "env"), *e;
 	json_t *q = json_object_get(req, "queue"), *v;
 	json_t *astart = json_object_get(req, "array_start");
@@ -39,8 +41,18 @@ cmd_submit_check(json_t *req)
 	struct stat sb;
 	size_t i;
 
-	if ((argv == NULL) == (json_object_get(req, "shell") == NULL))
-		return ("exactly one of 'argv' and 'shell' is required");
+	if ((argv != NULL) + (json_object_get(req, "shell") != NULL) +
+	        (shells != NULL) !=
+	    1)
+		return ("exactly one of 'argv', 'shell' and 'shells' is "
+		        "required");
+	json_array_foreach(shells, i, e)
+	{
+		if (json_string_length(e) == 0)
+			return ("field 'shells': a command is empty");
+	}
+	if (shells != NULL && astart != NULL)
+		return ("'shells' and an array do not go together");
 	if (argv != NULL && json_string_length(json_array_get(argv, 0)) == 0)
 		return ("field 'argv': the program name is empty");
 	if (q != NULL && !proto_queue_name_ok(json_string_value(q)))
@@ -74,12 +86,15 @@ cmd_submit_check(json_t *req)
 	return (NULL);
 }
 
-/* How many jobs the request makes: its array's tasks, or 1. */
+/* How many jobs the request makes: its array's tasks, its shells, or 1. */
 static int64_t
 cmd_submit_tasks(json_t *req)
 {
 	json_t *start = json_object_get(req, "array_start");
+	json_t *shells = json_object_get(req, "shells");
 
+	if (shells != NULL)
+		return (json_array_size(shells));
 	if (start == NULL)
 		return (1);
 	return (json_integer_value(json_object_get(req, "array_end")) -
@@ -102,6 +117,12 @@ cmd_submit_reply(struct request *r, int64_t id, int existing)
 		    reply, "array",
 		    json_pack("{s:I, s:I}", "id", (json_int_t)j.array_id,
 		              "count", (json_int_t)cmd_submit_tasks(r->req)));
+	/* So are a batch's jobs: the first, then the next ids. */
+	if (json_object_get(r->req, "shells") != NULL)
+		json_object_set_new(
+		    reply, "batch",
+		    json_pack("{s:I}", "count",
+		              (json_int_t)cmd_submit_tasks(r->req)));
 	dispatch_reply(r, reply);
 	job_clear(&j);
 }
@@ -266,14 +287,16 @@ cmd_submit_job(struct request *r, const char *key, struct job *j)
 }
 
 /*
- * Insert the job j (or, with an array, its tasks: j is their template)
- * with its dependencies. Returns the id to answer with (the job's, or the
- * first task's), or -1.
+ * Insert the job j (or, with an array, its tasks; with shells, one job for
+ * each: j is their template) with its dependencies. Returns the id to
+ * answer with (the job's, or the first task's or command's), or -1. The
+ * jobs of one request have consecutive ids: one writer, one transaction.
  */
 static int64_t
 cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
 {
 	json_t *as = json_object_get(r->req, "array_start");
+	json_t *shells = json_object_get(r->req, "shells");
 	int64_t first = 0, start = 0, end = 0;
 	int64_t now = util_now_ms();
 
@@ -285,9 +308,16 @@ cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
 		if ((j->array_id = queue_reserve_id()) < 0)
 			return (-1);
 	}
+	if (shells != NULL)
+		end = (int64_t)json_array_size(shells) - 1;
 	for (int64_t i = start; i <= end; i++) {
 		j->id = 0;
-		j->array_index = i;
+		if (shells != NULL) {
+			free(j->shell);
+			j->shell = xstrdup(
+			    json_string_value(json_array_get(shells, i)));
+		} else
+			j->array_index = i;
 		/* Tasks beyond the throttle wait for a slot of their array. */
 		j->array_wait =
 		    j->array_limit > 0 && i - start >= j->array_limit;
@@ -301,7 +331,7 @@ cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
 			return (-1);
 		if (first == 0)
 			first = j->id;
-		free(j->key); /* only the first task carries the key */
+		free(j->key); /* only the first job carries the key */
 		j->key = NULL;
 	}
 	return (first);
