@@ -199,17 +199,15 @@ util_time_format(int64_t ms, char *buf, size_t len)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
-	char sec[24];
 
-	if (ms < 0 || gmtime_r(&t, &tm) == NULL) {
+	/* Not strftime: it reads the time zone file, for nothing here. */
+	if (ms < 0 || gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
 		snprintf(buf, len, "invalid");
 		return;
 	}
-	if (strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-		snprintf(buf, len, "invalid");
-		return;
-	}
-	snprintf(buf, len, "%s.%03dZ", sec, (int)(ms % 1000));
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 /*

@@ -418,6 +418,17 @@ sup_groups(struct sup *s)
 
 	if (!s->set_ids || geteuid() != 0)
 		return;
+	/*
+	 * Root's permission checks do not look at groups, and NSS (loading
+	 * its modules, reading /etc/group) costs a root job as much as
+	 * starting its shell: root's jobs get their gid alone.
+	 */
+	if (s->uid == 0) {
+		s->groups = xmalloc(sizeof *s->groups);
+		s->groups[0] = s->gid;
+		s->ngroups = 1;
+		return;
+	}
 	errno = 0;
 	if ((pw = getpwuid(s->uid)) == NULL) {
 		if (errno != 0)
