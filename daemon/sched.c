@@ -569,7 +569,7 @@ sched_run(void)
 		dispatch_job_changed(jobs[i].id, 0);
 		job_clear(&jobs[i]);
 	}
-	/* The supervisors' pids (or the unclaims) wait for a commit. */
+	/* The unclaims, if any, and parked requests wait for the hook. */
 	server_wake();
 }
 

@@ -367,7 +367,7 @@ worker_spawn(const struct job *j)
 	struct worker *w;
 	posix_spawnattr_t attr;
 	sigset_t all, sup;
-	char run[PATH_MAX], *noenv[] = { NULL };
+	char *noenv[] = { NULL };
 	char **argv;
 	pid_t pid;
 	int err, envfd, lockfd;
@@ -437,10 +437,11 @@ worker_spawn(const struct job *j)
 	worker_nrunning++;
 	log_debug("job %lld started, supervisor pid %ld", (long long)j->id,
 	          (long)pid);
-	outcome_path(run, sizeof run, jobd_conf.state_dir, j->id, OUTCOME_RUN);
-	if (queue_begin() != 0 || queue_job_started(j->id, pid, run) != 0)
-		log_warnx("job %lld: cannot record its supervisor",
-		          (long long)j->id);
+	/*
+	 * The supervisor's pid is in its run file (written just above, and
+	 * by the supervisor), which is where recovery reads it: recording
+	 * it in the store too would cost each start a second commit.
+	 */
 	return (0);
 }
 

@@ -1,6 +1,7 @@
 /*
  * Unit tests for common/proto.c: the operations table, the central request
- * checks (proto_request_decode), replies, signal and state names.
+ * checks (proto_request_decode), replies, signal and state names, and the
+ * SP framing jobctl writes by hand (proto_sp_*).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -696,6 +697,89 @@ test_states(void **state)
 	assert_string_equal(proto_state_name(JOB_STATE_MAX), "unknown");
 }
 
+/* The greeting is nng's, byte for byte: jobd's nng must accept ours. */
+static void
+test_sp_hello(void **state)
+{
+	static const unsigned char req[PROTO_SP_HELLO] = { 0x00, 'S',  'P',
+		                                           0x00, 0x00, 0x30,
+		                                           0x00, 0x00 };
+	static const unsigned char rep[PROTO_SP_HELLO] = { 0x00, 'S',  'P',
+		                                           0x00, 0x00, 0x31,
+		                                           0x00, 0x00 };
+	unsigned char buf[PROTO_SP_HELLO + 1];
+
+	(void)state;
+	assert_int_equal(PROTO_SP_HELLO, 8);
+	memset(buf, 0xa5, sizeof buf);
+	proto_sp_hello(buf, PROTO_SP_REQ);
+	assert_memory_equal(buf, req, sizeof req);
+	assert_int_equal(buf[PROTO_SP_HELLO], 0xa5); /* nothing past it */
+	proto_sp_hello(buf, PROTO_SP_REP);
+	assert_memory_equal(buf, rep, sizeof rep);
+}
+
+static void
+test_sp_hello_ok(void **state)
+{
+	unsigned char hello[PROTO_SP_HELLO], bad[PROTO_SP_HELLO];
+
+	(void)state;
+	proto_sp_hello(hello, PROTO_SP_REQ);
+	assert_true(proto_sp_hello_ok(hello, PROTO_SP_REQ));
+	assert_false(proto_sp_hello_ok(hello, PROTO_SP_REP));
+	proto_sp_hello(hello, PROTO_SP_REP);
+	assert_true(proto_sp_hello_ok(hello, PROTO_SP_REP));
+	assert_false(proto_sp_hello_ok(hello, PROTO_SP_REQ));
+
+	/* Each byte of the magic, and each reserved byte, matters. */
+	proto_sp_hello(hello, PROTO_SP_REQ);
+	for (int i = 0; i < PROTO_SP_HELLO; i++) {
+		if (i == 4 || i == 5)
+			continue; /* the protocol, checked above */
+		memcpy(bad, hello, sizeof bad);
+		bad[i] ^= 0x01;
+		assert_false(proto_sp_hello_ok(bad, PROTO_SP_REQ));
+		bad[i] = 0xff;
+		assert_false(proto_sp_hello_ok(bad, PROTO_SP_REQ));
+	}
+	memcpy(bad, "\0SP\0\0\0\0", sizeof bad); /* protocol 0 */
+	assert_false(proto_sp_hello_ok(bad, PROTO_SP_REQ));
+	memcpy(bad, "HTTP/1.1", sizeof bad);
+	assert_false(proto_sp_hello_ok(bad, PROTO_SP_REQ));
+}
+
+/* Type 1, the length of id and JSON (64 bits, big-endian), the id. */
+static void
+test_sp_head(void **state)
+{
+	static const unsigned char want[PROTO_SP_HEAD] = {
+		0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x09, 0x80, 0x00, 0x00, 0x07,
+	};
+	static const unsigned char big[PROTO_SP_HEAD] = {
+		0x01, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03,
+		0x04, 0x09, 0xfe, 0xdc, 0xba, 0x98,
+	};
+	unsigned char buf[PROTO_SP_HEAD + 1];
+
+	(void)state;
+	assert_int_equal(PROTO_SP_HEAD, 13);
+	memset(buf, 0xa5, sizeof buf);
+	proto_sp_head(buf, 5, 7);
+	assert_memory_equal(buf, want, sizeof want);
+	assert_int_equal(buf[PROTO_SP_HEAD], 0xa5); /* nothing past it */
+
+	/* Every byte in its place; an id with its top bit set keeps it. */
+	proto_sp_head(buf, 0x0102030405ULL, 0x7edcba98);
+	assert_memory_equal(buf, big, sizeof big);
+	proto_sp_head(buf, 0x0102030405ULL, 0xfedcba98);
+	assert_memory_equal(buf, big, sizeof big);
+	proto_sp_head(buf, 0, 0);
+	assert_int_equal(buf[8], 4);
+	assert_int_equal(buf[9], 0x80);
+}
+
 int
 main(void)
 {
@@ -719,6 +803,9 @@ main(void)
 		cmocka_unit_test(test_signal_name),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_queue_name),
+		cmocka_unit_test(test_sp_hello),
+		cmocka_unit_test(test_sp_hello_ok),
+		cmocka_unit_test(test_sp_head),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
