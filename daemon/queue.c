@@ -14,7 +14,7 @@
 
 #include "jobd.h"
 
-#define QUEUE_SCHEMA_VERSION 2
+#define QUEUE_SCHEMA_VERSION 3
 
 static const char queue_schema_v1[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -91,10 +91,28 @@ static const char queue_schema_v2[] =
     " WHERE array_wait = 1;"
     "CREATE INDEX jobs_queue ON jobs(queue, id);";
 
+/*
+ * Version 3: each distinct environment is kept once, in envs, and jobs
+ * refer to it (a user's jobs mostly share one). An empty one has no row:
+ * env_id is NULL. jobs_env finds whether an env is still used when jobs
+ * are purged. env is not indexed, so DROP COLUMN can take the old copies
+ * (the rows shrink in place; their pages come free as those jobs go).
+ */
+static const char queue_schema_v3[] =
+    "CREATE TABLE envs(id INTEGER PRIMARY KEY, env BLOB NOT NULL UNIQUE);"
+    "ALTER TABLE jobs ADD COLUMN env_id INTEGER;"
+    "INSERT OR IGNORE INTO envs(env) SELECT env FROM jobs"
+    " WHERE length(env) > 0 ORDER BY id;"
+    "UPDATE jobs SET env_id = (SELECT id FROM envs WHERE envs.env = jobs.env)"
+    " WHERE length(env) > 0;"
+    "ALTER TABLE jobs DROP COLUMN env;"
+    "CREATE INDEX jobs_env ON jobs(env_id);";
+
 /* Each step takes the schema from version i to i + 1. */
 static const char *const queue_steps[QUEUE_SCHEMA_VERSION] = {
 	queue_schema_v1,
 	queue_schema_v2,
+	queue_schema_v3,
 };
 
 #define JOB_COLS                                                               \
@@ -113,6 +131,9 @@ enum {
 	ST_FIND_KEY,
 	ST_GET,
 	ST_GET_ENV,
+	ST_ENV_FIND,
+	ST_ENV_ADD,
+	ST_ENV_DROP,
 	ST_NEXT,
 	ST_CLAIM,
 	ST_UNCLAIM,
@@ -157,7 +178,7 @@ static const char *queue_sql[ST_MAX] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_INSERT] =
-	    "INSERT INTO jobs(id, state, name, argv, shell, cwd, env, "
+	    "INSERT INTO jobs(id, state, name, argv, shell, cwd, env_id, "
 	    "idem_key, uid, gid, pid, priority, submitted_at, queue, held, "
 	    "run_at, deps_pending, array_wait, timeout_ms, kill_after_ms, "
 	    "retries, retry_delay_ms, retry_on_lost, array_id, array_index, "
@@ -165,7 +186,15 @@ static const char *queue_sql[ST_MAX] = {
 	    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_FIND_KEY] = "SELECT id FROM jobs WHERE uid = ? AND idem_key = ?",
 	[ST_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
-	[ST_GET_ENV] = "SELECT env FROM jobs WHERE id = ?",
+	/* A row with a NULL env (none, or empty) if the job exists. */
+	[ST_GET_ENV] = "SELECT e.env FROM jobs j LEFT JOIN envs e "
+	               "ON e.id = j.env_id WHERE j.id = ?",
+	[ST_ENV_FIND] = "SELECT id FROM envs WHERE env = ?",
+	[ST_ENV_ADD] = "INSERT INTO envs(env) VALUES(?)",
+	/* An env no job uses any more: one probe of jobs_env, no scan. */
+	[ST_ENV_DROP] = "DELETE FROM envs WHERE id = ?1 AND NOT EXISTS "
+	                "(SELECT 1 FROM jobs INDEXED BY jobs_env "
+	                "WHERE env_id = ?1)",
 	/* The next job of one queue; the planner must not pick a sort. */
 	[ST_NEXT] = "SELECT id, priority FROM jobs INDEXED BY jobs_queued "
 	            "WHERE state = 2 AND held = 0 AND queue = ? "
@@ -277,7 +306,8 @@ static const char *queue_sql[ST_MAX] = {
 	    "WHERE state >= 4 AND uid = ?4 AND finished_at <= ?2 "
 	    "AND (?3 IS NULL OR state = ?3) "
 	    "ORDER BY finished_at LIMIT ?1",
-	[ST_DELETE] = "DELETE FROM jobs WHERE id = ? AND state >= 4",
+	[ST_DELETE] = "DELETE FROM jobs WHERE id = ? AND state >= 4 "
+	              "RETURNING env_id",
 	[ST_FINISHED_NTH] = "SELECT finished_at FROM jobs INDEXED BY "
 	                    "jobs_finished WHERE state >= 4 "
 	                    "ORDER BY finished_at DESC LIMIT 1 OFFSET ?",
@@ -698,6 +728,50 @@ queue_bind_opt(sqlite3_stmt *st, int col, int64_t v)
 		sqlite3_bind_null(st, col);
 }
 
+/* Delete env id if no job uses it any more. */
+static int
+queue_env_drop(int64_t id)
+{
+	sqlite3_bind_int64(queue_st[ST_ENV_DROP], 1, id);
+	return (queue_exec_st(ST_ENV_DROP));
+}
+
+/*
+ * The id of the envs row that holds env, added if no job has it yet; 0 for
+ * an empty (or NULL) env, which has no row. Returns 0 or -1.
+ */
+static int
+queue_env_id(char **env, int64_t *idp)
+{
+	sqlite3_stmt *st = queue_st[ST_ENV_FIND];
+	int64_t id = 0;
+	char *blob;
+	int len, rc;
+
+	if (env == NULL || env[0] == NULL) {
+		*idp = 0;
+		return (0);
+	}
+	blob = queue_pack(env, &len);
+	sqlite3_bind_blob(st, 1, blob, len, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_bind_blob(queue_st[ST_ENV_ADD], 1, blob, len,
+		                  SQLITE_STATIC);
+		if (queue_exec_st(ST_ENV_ADD) == 0)
+			id = sqlite3_last_insert_rowid(queue_db);
+	} else if (rc != SQLITE_ROW)
+		queue_fail("finding an env");
+	free(blob);
+	if (id == 0)
+		return (-1);
+	*idp = id;
+	return (0);
+}
+
 /*
  * Insert a new job from j (everything a submit sets) and set j->id; j->id
  * already set (an array task) is kept. Inside the loop's transaction.
@@ -707,14 +781,17 @@ int
 queue_job_insert(struct job *j)
 {
 	sqlite3_stmt *st = queue_st[ST_INSERT];
+	int64_t env_id;
 
+	if (queue_env_id(j->env, &env_id) != 0)
+		return (-1);
 	queue_bind_opt(st, 1, j->id);
 	sqlite3_bind_int(st, 2, j->state);
 	queue_bind_text(st, 3, j->name);
 	queue_bind_strv(st, 4, j->argv);
 	queue_bind_text(st, 5, j->shell);
 	queue_bind_text(st, 6, j->cwd);
-	queue_bind_strv(st, 7, j->env);
+	queue_bind_opt(st, 7, env_id);
 	queue_bind_text(st, 8, j->key);
 	sqlite3_bind_int64(st, 9, j->uid);
 	sqlite3_bind_int64(st, 10, j->gid);
@@ -735,8 +812,12 @@ queue_job_insert(struct job *j)
 	if (j->array_id != 0)
 		sqlite3_bind_int64(st, 25, j->array_index);
 	queue_bind_opt(st, 26, j->array_limit);
-	if (queue_exec_st(ST_INSERT) != 0)
+	if (queue_exec_st(ST_INSERT) != 0) {
+		/* The transaction goes on: leave no env that nothing uses. */
+		if (env_id != 0 && !sqlite3_get_autocommit(queue_db))
+			queue_env_drop(env_id);
 		return (-1);
+	}
 	j->id = sqlite3_last_insert_rowid(queue_db);
 	return (0);
 }
@@ -1362,15 +1443,41 @@ queue_jobs_due(int64_t now, int64_t *ids, int n)
 }
 
 /*
+ * Delete ended job id and set *envp to the env it used (0: none, or no
+ * such job). Returns 0 or -1.
+ */
+static int
+queue_job_delete(int64_t id, int64_t *envp)
+{
+	sqlite3_stmt *st = queue_st[ST_DELETE];
+	int64_t env = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		env = queue_col_int(st, 0);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return (queue_fail(queue_sql[ST_DELETE]));
+	*envp = env;
+	return (0);
+}
+
+/*
  * Delete at most n ended jobs that finished at or before cutoff (of state,
  * if >= 0; of owner uid, if >= 0), oldest first; their ids go into ids.
- * Their dependencies and attempts go with them. Returns how many, or -1.
+ * Their dependencies and attempts go with them, and each env that no job
+ * uses any more. Returns how many, or -1.
  */
 int
 queue_purge(int64_t cutoff, int state, int64_t uid, int64_t *ids, int n)
 {
 	int sti = uid >= 0 ? ST_PURGE_OWNER : ST_PURGE_SELECT, k;
 	sqlite3_stmt *st = queue_st[sti];
+	int64_t env, last = 0;
 
 	sqlite3_bind_int(st, 1, n);
 	sqlite3_bind_int64(st, 2, cutoff);
@@ -1380,11 +1487,21 @@ queue_purge(int64_t cutoff, int state, int64_t uid, int64_t *ids, int n)
 		sqlite3_bind_int64(st, 4, uid);
 	if ((k = queue_ids(sti, ids, n)) <= 0)
 		return (k);
+	/*
+	 * Neighbours mostly share an env: each is checked once its run of
+	 * jobs is gone, so every env is checked after its last job here.
+	 */
 	for (int i = 0; i < k; i++) {
-		sqlite3_bind_int64(queue_st[ST_DELETE], 1, ids[i]);
-		if (queue_exec_st(ST_DELETE) != 0)
+		if (queue_job_delete(ids[i], &env) != 0)
 			return (-1);
+		if (env == 0 || env == last)
+			continue;
+		if (last != 0 && queue_env_drop(last) != 0)
+			return (-1);
+		last = env;
 	}
+	if (last != 0 && queue_env_drop(last) != 0)
+		return (-1);
 	return (k);
 }
 

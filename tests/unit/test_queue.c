@@ -1,8 +1,9 @@
 /*
  * Unit tests for daemon/queue.c, the job store: schema creation, version
- * checks and the migration from version 1, every field through insert and
- * get, group commit, the claim path per queue, the state changes, queues,
- * dependencies, array slots and ids, start times, attempts, and purging.
+ * checks and the migrations from versions 1 and 2, every field through
+ * insert and get, group commit, the claim path per queue, the state
+ * changes, queues, dependencies, array slots and ids, start times,
+ * attempts, purging, and the environments shared between jobs.
  * Each test has its own temporary folder and database.
  */
 #include <sys/stat.h>
@@ -24,7 +25,7 @@
 #include "fixture.h"
 
 #define TEST_INSTANCE "test-instance-1"
-#define TEST_SCHEMA   2 /* QUEUE_SCHEMA_VERSION in daemon/queue.c */
+#define TEST_SCHEMA   3 /* QUEUE_SCHEMA_VERSION in daemon/queue.c */
 
 struct fixture {
 	char dir[64];
@@ -247,16 +248,20 @@ test_open_creates_schema(void **state)
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM sqlite_master "
 	                                "WHERE type = 'table' AND name IN "
 	                                "('jobs', 'meta', 'queues', "
-	                                "'job_deps', 'attempts')"),
-	                 5);
+	                                "'job_deps', 'attempts', 'envs')"),
+	                 6);
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM sqlite_master "
 	                                "WHERE type = 'index' AND name IN "
 	                                "('jobs_queued', 'jobs_state', "
 	                                "'jobs_idem', 'jobs_scheduled', "
 	                                "'jobs_finished', 'jobs_array', "
 	                                "'jobs_array_wait', 'jobs_queue', "
-	                                "'job_deps_by_dep')"),
-	                 9);
+	                                "'job_deps_by_dep', 'jobs_env')"),
+	                 10);
+	/* A job holds an env's id, not a copy of it. */
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM pragma_table_info"
+	                                "('jobs') WHERE name = 'env'"),
+	                 0);
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs"), 0);
 	/* A new store has the default queue, without a limit. */
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM queues WHERE "
@@ -1792,15 +1797,12 @@ rows_of(const char *db, const char *table, const char *col, int64_t id)
 	return (db_int(db, sql));
 }
 
-/* A job of uid that ran one attempt and ended in state at finished. */
-static int64_t
-insert_ended(int64_t uid, int state, int64_t finished)
+/* Queued job id runs one attempt and ends in state at finished. */
+static void
+end_job(int64_t id, int state, int64_t finished)
 {
-	struct job j, f;
-	int64_t id;
+	struct job f;
 
-	job_make(&j, uid, 0, NULL);
-	id = insert_custom(&j);
 	claim_drop(id);
 	memset(&f, 0, sizeof f);
 	f.id = id;
@@ -1812,6 +1814,18 @@ insert_ended(int64_t uid, int state, int64_t finished)
 	assert_int_equal(queue_attempt_add(&f), 0);
 	assert_int_equal(queue_job_finish(&f), 0);
 	assert_int_equal(queue_commit(), 0);
+}
+
+/* A job of uid that ran one attempt and ended in state at finished. */
+static int64_t
+insert_ended(int64_t uid, int state, int64_t finished)
+{
+	struct job j;
+	int64_t id;
+
+	job_make(&j, uid, 0, NULL);
+	id = insert_custom(&j);
+	end_job(id, state, finished);
 	return (id);
 }
 
@@ -1914,6 +1928,280 @@ test_finished_nth(void **state)
 	assert_int_equal(queue_finished_nth(1, &at), 0);
 	assert_int_equal(at, 100);
 	assert_int_equal(queue_finished_nth(2, &at), 1);
+}
+
+/* Insert a queued job of uid 1000 with env (taken over); returns its id. */
+static int64_t
+insert_env(char **env)
+{
+	struct job j;
+
+	job_make(&j, 1000, 0, NULL);
+	util_strv_free(j.env);
+	j.env = env;
+	return (insert_custom(&j));
+}
+
+/* One integer from sql, a format with one job id, on the store at db. */
+static long long
+db_job_int(const char *db, const char *fmt, int64_t id)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql, fmt, (long long)id);
+	return (db_int(db, sql));
+}
+
+/* The env row job id refers to, 0 if none. */
+static long long
+env_of(const char *db, int64_t id)
+{
+	return (db_job_int(
+	    db, "SELECT coalesce(env_id, 0) FROM jobs WHERE id = %lld", id));
+}
+
+/* Claim job id: it starts with exactly the env want. */
+static void
+assert_claim_env(int64_t id, char **want)
+{
+	struct job j;
+
+	claim_job(id, &j);
+	assert_strv_equal(j.env, want);
+	job_clear(&j);
+}
+
+/*
+ * Jobs with the same env share one row of envs, whatever the order of
+ * submits and commits; each still starts with its own env.
+ */
+static void
+test_env_shared(void **state)
+{
+	struct fixture *fx = *state;
+	char **a = strv("PATH=/bin", "HOME=/root", "S=a b", NULL);
+	char **b = strv("PATH=/usr/bin", "HOME=/root", "S=a b", NULL);
+	char **prefix = strv("PATH=/bin", NULL), **none = strv(NULL);
+	struct job j;
+	int64_t a1, a2, a3, a4, b1, p1, e1, n1;
+
+	a1 = insert_env(strv("PATH=/bin", "HOME=/root", "S=a b", NULL));
+	a2 = insert_env(strv("PATH=/bin", "HOME=/root", "S=a b", NULL));
+	b1 = insert_env(strv("PATH=/usr/bin", "HOME=/root", "S=a b", NULL));
+	p1 = insert_env(strv("PATH=/bin", NULL));
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+	assert_int_equal(env_of(fx->db, a1), env_of(fx->db, a2));
+	assert_true(env_of(fx->db, a1) != env_of(fx->db, b1));
+	assert_true(env_of(fx->db, p1) != env_of(fx->db, a1));
+
+	/* An empty env has no row, and neither has none at all. */
+	e1 = insert_env(strv(NULL));
+	n1 = insert_env(NULL);
+	assert_int_equal(env_of(fx->db, e1), 0);
+	assert_int_equal(env_of(fx->db, n1), 0);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+
+	/* Two submits of a new env in one transaction: one row. */
+	assert_int_equal(queue_begin(), 0);
+	job_make(&j, 1000, 0, NULL);
+	util_strv_free(j.env);
+	j.env = strv("NEW=1", NULL);
+	assert_int_equal(queue_job_insert(&j), 0);
+	a3 = j.id;
+	job_clear(&j);
+	job_make(&j, 2000, 0, NULL);
+	util_strv_free(j.env);
+	j.env = strv("NEW=1", NULL);
+	assert_int_equal(queue_job_insert(&j), 0);
+	a4 = j.id;
+	job_clear(&j);
+	assert_int_equal(queue_commit(), 0);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
+	assert_int_equal(env_of(fx->db, a3), env_of(fx->db, a4));
+
+	/* A submit the store refuses leaves no env behind. */
+	assert_int_equal(queue_begin(), 0);
+	job_make(&j, 1000, 0, "k");
+	assert_int_equal(queue_job_insert(&j), 0);
+	job_clear(&j);
+	job_make(&j, 1000, 0, "k");
+	util_strv_free(j.env);
+	j.env = strv("REFUSED=1", NULL);
+	assert_int_equal(queue_job_insert(&j), -1);
+	job_clear(&j);
+	assert_int_equal(queue_commit(), 0);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
+
+	/* A rolled back submit leaves no env behind. */
+	assert_int_equal(queue_begin(), 0);
+	job_make(&j, 1000, 0, NULL);
+	util_strv_free(j.env);
+	j.env = strv("GONE=1", NULL);
+	assert_int_equal(queue_job_insert(&j), 0);
+	job_clear(&j);
+	queue_rollback();
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
+
+	assert_claim_env(a1, a);
+	assert_claim_env(a2, a);
+	assert_claim_env(b1, b);
+	assert_claim_env(p1, prefix);
+	assert_claim_env(e1, none);
+	assert_claim_env(n1, none);
+	util_strv_free(a);
+	util_strv_free(b);
+	util_strv_free(prefix);
+	util_strv_free(none);
+}
+
+/*
+ * Purging a job deletes its env once no other job, ended or not, uses it;
+ * within one batch too, whatever the order of the jobs.
+ */
+static void
+test_env_purge(void **state)
+{
+	struct fixture *fx = *state;
+	char **a = strv("E=a", NULL);
+	int64_t a1, a2, b1, c1, q, x1, y1, x2, ids[8];
+
+	a1 = insert_env(strv("E=a", NULL));
+	b1 = insert_env(strv("E=b", NULL));
+	c1 = insert_env(strv("E=c", NULL));
+	a2 = insert_env(strv("E=a", NULL));
+	q = insert_env(strv("E=c", NULL)); /* stays queued */
+	end_job(a1, JOB_SUCCEEDED, 100);
+	end_job(b1, JOB_FAILED, 200);
+	end_job(c1, JOB_SUCCEEDED, 300);
+	end_job(a2, JOB_SUCCEEDED, 400);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+
+	/* One of two jobs with env a: the env stays. */
+	assert_int_equal(purge(100, -1, -1, ids, 8), 1);
+	assert_int_equal(rows_of(fx->db, "envs", "id", env_of(fx->db, a2)), 1);
+	/* b's last job goes, and b with it; c is still used by q. */
+	assert_int_equal(purge(300, -1, -1, ids, 8), 2);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 2);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs "
+	                                "WHERE env = CAST('E=b' || X'00' AS "
+	                                "BLOB)"),
+	                 0);
+	assert_int_equal(rows_of(fx->db, "envs", "id", env_of(fx->db, q)), 1);
+	/* The last job with a goes: a goes. */
+	assert_int_equal(purge(400, -1, -1, ids, 8), 1);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 1);
+	assert_int_equal(rows_of(fx->db, "envs", "id", env_of(fx->db, q)), 1);
+
+	/* x, y, x in one batch: both go. */
+	x1 = insert_env(strv("E=x", NULL));
+	y1 = insert_env(strv("E=y", NULL));
+	x2 = insert_env(strv("E=x", NULL));
+	end_job(x1, JOB_SUCCEEDED, 500);
+	end_job(y1, JOB_SUCCEEDED, 600);
+	end_job(x2, JOB_SUCCEEDED, 700);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+	assert_int_equal(purge(700, -1, -1, ids, 8), 3);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 1);
+
+	/* An env that went may come back, as a new row. */
+	a1 = insert_env(strv("E=a", NULL));
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 2);
+	assert_claim_env(a1, a);
+	util_strv_free(a);
+}
+
+/*
+ * A version 2 store, made from a version 1 one by jobd's own step, is
+ * upgraded: each distinct env is kept once, byte for byte, each job refers
+ * to its own, and the old copies are gone.
+ */
+static void
+test_migrate_env(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[4096];
+	char **a = strv("A=1", "S=a b", "U=\xc3\xa9", NULL);
+	char **b = strv("PATH=/bin", NULL), **c = strv("A=1", NULL);
+	char **none = strv(NULL);
+	int64_t ids[4];
+
+#define ENV_A "X'413D3100533D61206200553DC3A900'"
+#define ENV_B "X'504154483D2F62696E00'"
+#define ENV_C "X'413D3100'" /* a prefix of A */
+	snprintf(sql, sizeof sql,
+	         "BEGIN; %s"
+	         "INSERT INTO jobs(id, state, shell, cwd, env, uid, gid,"
+	         " submitted_at) VALUES"
+	         " (1, 2, 'true', '/', " ENV_A ", 1000, 1000, 1),"
+	         " (2, 2, 'true', '/', " ENV_A ", 1000, 1000, 2),"
+	         " (3, 2, 'true', '/', " ENV_B ", 1000, 1000, 3),"
+	         " (4, 2, 'true', '/', NULL, 1000, 1000, 4),"
+	         " (5, 2, 'true', '/', X'', 1000, 1000, 5),"
+	         " (6, 2, 'true', '/', " ENV_C ", 1000, 1000, 6);"
+	         "INSERT INTO jobs(id, state, shell, cwd, env, uid, gid,"
+	         " attempt, exit_code, submitted_at, started_at, finished_at)"
+	         " VALUES(7, 4, 'true', '/', " ENV_B ", 1000, 1000, 1, 0, 7,"
+	         " 8, 9);"
+	         "PRAGMA user_version = 1; COMMIT;",
+	         test_schema_v1);
+	db_exec(fx->db, sql);
+	/* A stray envs table stops the upgrade after version 2. */
+	db_exec(fx->db, "CREATE TABLE envs(x)");
+	assert_int_equal(queue_open(fx->db), -1);
+	assert_int_equal(db_int(fx->db, "PRAGMA user_version"), 2);
+	assert_int_equal(
+	    db_int(fx->db, "SELECT count(*) FROM jobs WHERE env = " ENV_A), 2);
+	db_exec(fx->db, "DROP TABLE envs");
+
+	assert_int_equal(queue_open(fx->db), 0);
+	queue_close();
+	assert_int_equal(db_int(fx->db, "PRAGMA user_version"), TEST_SCHEMA);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM pragma_table_info"
+	                                "('jobs') WHERE name = 'env'"),
+	                 0);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM sqlite_master "
+	                                "WHERE name = 'jobs_env'"),
+	                 1);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs"), 7);
+	/* Three distinct envs, each once, byte for byte. */
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs j JOIN envs "
+	                                "e ON e.id = j.env_id WHERE j.id IN "
+	                                "(1, 2) AND e.env = " ENV_A),
+	                 2);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs j JOIN envs "
+	                                "e ON e.id = j.env_id WHERE j.id IN "
+	                                "(3, 7) AND e.env = " ENV_B),
+	                 2);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs j JOIN envs "
+	                                "e ON e.id = j.env_id WHERE j.id = 6 "
+	                                "AND e.env = " ENV_C),
+	                 1);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs WHERE id IN "
+	                                "(4, 5) AND env_id IS NULL"),
+	                 2);
+#undef ENV_A
+#undef ENV_B
+#undef ENV_C
+
+	/* Each job starts with its own env; the moved ones are shared. */
+	assert_int_equal(queue_open(fx->db), 0);
+	assert_claim_env(1, a);
+	assert_claim_env(2, a);
+	assert_claim_env(3, b);
+	assert_claim_env(4, none);
+	assert_claim_env(5, none);
+	assert_claim_env(6, c);
+	assert_true(insert_env(strv("A=1", "S=a b", "U=\xc3\xa9", NULL)) > 7);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+	/* Purging job 7 keeps b, which job 3 uses. */
+	assert_int_equal(purge(INT64_MAX, -1, -1, ids, 4), 1);
+	assert_int_equal(ids[0], 7);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+	util_strv_free(a);
+	util_strv_free(b);
+	util_strv_free(c);
+	util_strv_free(none);
 }
 
 struct attempt_rows {
@@ -2237,6 +2525,9 @@ main(void)
 		T(test_jobs_due),
 		T(test_purge),
 		T(test_finished_nth),
+		T(test_env_shared),
+		T(test_env_purge),
+		T_CLOSED(test_migrate_env),
 		T(test_attempts_requeue),
 		T(test_cancel_reason),
 		T(test_list_filters),
