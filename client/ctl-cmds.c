@@ -931,19 +931,35 @@ out:
 /*
  * submit --stdin: one job per line of standard input (empty lines skipped),
  * each a shell command with the options of req. At most PROTO_MAX_BATCH
- * commands, and what fits in PROTO_MAX_MSG, go in one request, which jobd
- * stores in one transaction; more input makes more requests, in order.
+ * commands (fewer with dependencies: PROTO_MAX_DEP_ROWS), and what fits in
+ * PROTO_MAX_MSG, go in one request, which jobd stores in one transaction;
+ * more input makes more requests, in order.
  */
 static int
 ctl_submit_batch(struct ctl_ctx *ctx, json_t *req)
 {
+	static const char *const deps[] = { "after", "after_any",
+		                            "after_fail" };
 	json_t *shells = json_array(), *ids = ctx->json ? json_array() : NULL;
+	const char *key = json_string_value(json_object_get(req, "key"));
 	char *line = NULL, *dump;
-	size_t cap = 0, base, size, lsize;
+	size_t cap = 0, base, size, lsize, ndeps = 0, most = PROTO_MAX_BATCH;
 	ssize_t len;
 	long long lineno = 0;
 	int rv = CTL_EXIT_OK, sent = 0;
 
+	/* The next requests' keys get ".2", ".3", ...: leave them room. */
+	if (strlen(key) > CTL_BATCH_KEY_MAX) {
+		output_error("--key: with --stdin, at most %d bytes",
+		             CTL_BATCH_KEY_MAX);
+		rv = CTL_EXIT_USAGE;
+		goto out;
+	}
+	/* Each job records each dependency: jobd takes so many rows at most. */
+	for (size_t k = 0; k < 3; k++)
+		ndeps += json_array_size(json_object_get(req, deps[k]));
+	if (ndeps > 0)
+		most = PROTO_MAX_DEP_ROWS / ndeps;
 	/* Room for everything but the commands, and a margin. */
 	dump = json_dumps(req, JSON_COMPACT);
 	base = strlen(dump) + 64;
@@ -967,7 +983,7 @@ ctl_submit_batch(struct ctl_ctx *ctx, json_t *req)
 			rv = CTL_EXIT_USAGE;
 			break;
 		}
-		if (json_array_size(shells) == PROTO_MAX_BATCH ||
+		if (json_array_size(shells) == most ||
 		    size + lsize > PROTO_MAX_MSG) {
 			rv = ctl_submit_send(ctx, req, shells, sent++, ids);
 			json_array_clear(shells);
@@ -995,6 +1011,7 @@ ctl_submit_batch(struct ctl_ctx *ctx, json_t *req)
 	}
 	if (rv == CTL_EXIT_OK && ids != NULL)
 		output_json(ids);
+out:
 	free(line);
 	json_decref(shells);
 	json_decref(ids);
@@ -1979,7 +1996,8 @@ static const char ctl_opts_submit[] =
     "  --stdin             one job for each line of standard input, a\n"
     "                      shell command (empty lines skipped), all with\n"
     "                      these options; up to 10000 lines go in one\n"
-    "                      request, stored at once\n"
+    "                      request, stored at once (--key: at most 240\n"
+    "                      bytes; the next requests add .2, .3, ...)\n"
     "  -n, --name NAME     a name to show in lists\n"
     "  -q, --queue QUEUE   the queue to run in (default \"default\"), made\n"
     "                      on first use: 1 to 64 letters, digits, '.',\n"

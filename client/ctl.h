@@ -41,6 +41,9 @@
 #define CTL_BACKOFF_FIRST_MS 50
 #define CTL_BACKOFF_LAST_MS  1000
 
+/* The longest --key with --stdin, whose requests after the first add ".N". */
+#define CTL_BATCH_KEY_MAX 240
+
 /* Not an exit code: try again (ctl_conn_request with CTL_CONN_RESUME). */
 #define CTL_AGAIN (-1)
 

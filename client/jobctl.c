@@ -162,6 +162,12 @@ main(int argc, char **argv)
 	int ch, rv;
 
 	log_init("jobctl", 0);
+	/*
+	 * jansson seeds its hash function from /dev/urandom on first use,
+	 * against crafted keys flooding a hash table: a guard for a server.
+	 * jobctl parses one reply from jobd and exits; it skips the read.
+	 */
+	json_object_seed(1);
 	memset(&ctx, 0, sizeof ctx);
 	/* getopt's own messages then read "jobctl: ...". */
 	argv[0] = (char *)"jobctl";

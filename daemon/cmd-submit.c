@@ -337,6 +337,57 @@ cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
 	return (first);
 }
 
+/*
+ * A resent batch finds its first job by its key: the jobs after it must be
+ * the rest of that batch (the same owner, stored in the same transaction,
+ * the same commands), or the key was another submit's and the ids the
+ * reply implies would not be this one's. Returns 0, or -1 after answering
+ * r. Not a batch: 0.
+ */
+static int
+cmd_submit_same_batch(struct request *r, int64_t first)
+{
+	json_t *shells = json_object_get(r->req, "shells"), *e;
+	struct job head, j;
+	size_t i;
+	int rv = 0;
+
+	if (shells == NULL)
+		return (0);
+	if (dispatch_job_get(r, first, &head) != 0)
+		return (-1);
+	json_array_foreach(shells, i, e)
+	{
+		switch (queue_job_get(first + (int64_t)i, &j)) {
+		case 0:
+			if (j.uid != head.uid ||
+			    j.submitted_at != head.submitted_at ||
+			    j.shell == NULL ||
+			    strcmp(j.shell, json_string_value(e)) != 0)
+				rv = 1;
+			job_clear(&j);
+			break;
+		case 1:
+			rv = 1;
+			break;
+		default:
+			rv = -1;
+		}
+		if (rv != 0)
+			break;
+	}
+	job_clear(&head);
+	if (rv > 0)
+		dispatch_error(
+		    r, PROTO_ESTATE,
+		    "key '%s' belongs to another submit (job %lld)",
+		    json_string_value(json_object_get(r->req, "key")),
+		    (long long)first);
+	else if (rv < 0)
+		dispatch_error(r, PROTO_ESTORAGE, "storage unavailable");
+	return (rv == 0 ? 0 : -1);
+}
+
 enum cmd_result
 cmd_submit_exec(struct request *r)
 {
@@ -354,7 +405,8 @@ cmd_submit_exec(struct request *r)
 	if (key != NULL) {
 		switch (queue_job_find_key((int64_t)r->uid, key, &id)) {
 		case 0:
-			cmd_submit_reply(r, id, 1);
+			if (cmd_submit_same_batch(r, id) == 0)
+				cmd_submit_reply(r, id, 1);
 			return (CMD_DONE);
 		case 1:
 			break;
