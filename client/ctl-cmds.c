@@ -623,7 +623,7 @@ ctl_submit_start(struct ctl_ctx *ctx, struct ctl_args *args, json_t *req)
 {
 	const char *at = args->opts['a'], *in = args->opts['i'];
 	int64_t now = util_now_ms(), t;
-	long long ms;
+	long long ms = 0;
 	int rv;
 
 	if (at != NULL && in != NULL)

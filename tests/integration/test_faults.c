@@ -310,12 +310,13 @@ faults_dump_jobs(struct jobd_inst *inst, const char *when)
 static void
 faults_assert_says(char *err, const char *text)
 {
-	if (strstr(err, text) == NULL) {
+	int bad = strstr(err, text) == NULL;
+
+	if (bad)
 		harness_msg("expected '%s' in:\n%s\n", text, err);
-		free(err);
-		fail();
-	}
 	free(err);
+	if (bad)
+		fail();
 }
 
 /* The job's output must be exactly want. */
@@ -323,14 +324,14 @@ static void
 faults_assert_logs(struct jobd_inst *inst, int64_t id, const char *want)
 {
 	char *out = harness_logs(inst, id, 0);
+	int bad = strcmp(out, want) != 0;
 
-	if (strcmp(out, want) != 0) {
+	if (bad)
 		harness_msg("job %lld printed '%s', expected '%s'\n",
 		            (long long)id, out, want);
-		free(out);
-		fail();
-	}
 	free(out);
+	if (bad)
+		fail();
 }
 
 /* Fail with the job object unless the job is in state want. */

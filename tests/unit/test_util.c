@@ -70,7 +70,8 @@ assert_int_rejected(const char *s, long long min, long long max)
 	long long v;
 
 	if (parse_int(s, min, max, &v) != -1)
-		fail_msg("util_parse_int(\"%s\") accepted: %lld", s, v);
+		fail_msg("util_parse_int(\"%s\") accepted: %lld",
+		         s != NULL ? s : "(null)", v);
 	assert_int_equal(v, 777);
 }
 
@@ -130,7 +131,8 @@ assert_duration_rejected(const char *s)
 	long long v = 777;
 
 	if (util_parse_duration_ms(s, &v) != -1)
-		fail_msg("duration \"%s\" accepted: %lld ms", s, v);
+		fail_msg("duration \"%s\" accepted: %lld ms",
+		         s != NULL ? s : "(null)", v);
 	assert_int_equal(v, 777);
 }
 
