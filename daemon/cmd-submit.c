@@ -293,7 +293,7 @@ cmd_submit_job(struct request *r, const char *key, struct job *j)
  * jobs of one request have consecutive ids: one writer, one transaction.
  */
 static int64_t
-cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
+cmd_submit_rows(struct request *r, struct job *j, const struct cmd_deps *d)
 {
 	json_t *as = json_object_get(r->req, "array_start");
 	json_t *shells = json_object_get(r->req, "shells");
@@ -333,6 +333,27 @@ cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
 			first = j->id;
 		free(j->key); /* only the first job carries the key */
 		j->key = NULL;
+	}
+	return (first);
+}
+
+/*
+ * cmd_submit_rows, all or none: the loop's transaction is shared with other
+ * requests and committed whatever becomes of this one, so a failure
+ * midway must take back what it wrote already (jobs, dependencies, envs,
+ * the queue, an array's id); else those jobs would be committed while the
+ * client is told no, and a resend with the same key would find them.
+ */
+static int64_t
+cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
+{
+	int64_t first;
+
+	if (queue_savepoint() != 0)
+		return (-1);
+	if ((first = cmd_submit_rows(r, j, d)) < 0 || queue_release() != 0) {
+		queue_rollback_to();
+		return (-1);
 	}
 	return (first);
 }

@@ -181,11 +181,15 @@ struct job_filter {
 	int64_t since;     /* submitted at or after (wall ms), or 0 */
 	int limit;
 };
+extern int64_t (*queue_env_hash)(const void *, size_t); /* tests replace it */
 int queue_open(const char *);
 void queue_close(void);
 int queue_begin(void);
 int queue_commit(void);
 void queue_rollback(void);
+int queue_savepoint(void);
+int queue_release(void);
+int queue_rollback_to(void);
 int queue_in_txn(void);
 int queue_backup_begin(const char *, char *, size_t);
 int queue_backup_step(int, char *, size_t);
@@ -199,7 +203,6 @@ int queue_job_list(const struct job_filter *, void (*)(struct job *, void *),
 int queue_job_next(const char *, int64_t *, int64_t *);
 int queue_job_claim(int64_t, struct job *);
 int queue_job_unclaim(int64_t);
-int queue_job_started(int64_t, int64_t, const char *);
 int queue_job_finish(const struct job *);
 int queue_job_cancel(int64_t, int, int64_t, const char *);
 int queue_job_running(void (*)(struct job *, void *), void *);

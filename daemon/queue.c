@@ -94,16 +94,25 @@ static const char queue_schema_v2[] =
 /*
  * Version 3: each distinct environment is kept once, in envs, and jobs
  * refer to it (a user's jobs mostly share one). An empty one has no row:
- * env_id is NULL. jobs_env finds whether an env is still used when jobs
- * are purged. env is not indexed, so DROP COLUMN can take the old copies
- * (the rows shrink in place; their pages come free as those jobs go).
+ * env_id is NULL. An env is found by a 64-bit hash of its bytes
+ * (queue_env_hash; env_hash() in SQL), not by a unique index on them,
+ * which would hold a second copy of every env: envs_hash is not unique,
+ * and the bytes of each row with the hash are compared. jobs_env finds
+ * whether an env is still used when jobs are purged. The jobs' env column
+ * is not indexed, so DROP COLUMN can take the old copies (the rows shrink
+ * in place; their pages come free as those jobs go). The GROUP BY sorts
+ * on the hash first, so only rows with equal hashes compare their bytes;
+ * the UPDATE probes envs_hash once for each job.
  */
 static const char queue_schema_v3[] =
-    "CREATE TABLE envs(id INTEGER PRIMARY KEY, env BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE envs(id INTEGER PRIMARY KEY, hash INTEGER NOT NULL,"
+    " env BLOB NOT NULL);"
     "ALTER TABLE jobs ADD COLUMN env_id INTEGER;"
-    "INSERT OR IGNORE INTO envs(env) SELECT env FROM jobs"
-    " WHERE length(env) > 0 ORDER BY id;"
-    "UPDATE jobs SET env_id = (SELECT id FROM envs WHERE envs.env = jobs.env)"
+    "INSERT INTO envs(hash, env) SELECT env_hash(env), env FROM jobs"
+    " WHERE length(env) > 0 GROUP BY env_hash(env), env;"
+    "CREATE INDEX envs_hash ON envs(hash);"
+    "UPDATE jobs SET env_id = (SELECT id FROM envs"
+    " WHERE hash = env_hash(jobs.env) AND env = jobs.env)"
     " WHERE length(env) > 0;"
     "ALTER TABLE jobs DROP COLUMN env;"
     "CREATE INDEX jobs_env ON jobs(env_id);";
@@ -127,6 +136,9 @@ enum {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_INSERT,
 	ST_FIND_KEY,
 	ST_GET,
@@ -137,7 +149,6 @@ enum {
 	ST_NEXT,
 	ST_CLAIM,
 	ST_UNCLAIM,
-	ST_STARTED,
 	ST_FINISH,
 	ST_CANCEL_WAITING,
 	ST_CANCEL_RUNNING,
@@ -177,6 +188,9 @@ static const char *queue_sql[ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT submit",
+	[ST_RELEASE] = "RELEASE submit",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO submit",
 	[ST_INSERT] =
 	    "INSERT INTO jobs(id, state, name, argv, shell, cwd, env_id, "
 	    "idem_key, uid, gid, pid, priority, submitted_at, queue, held, "
@@ -189,8 +203,9 @@ static const char *queue_sql[ST_MAX] = {
 	/* A row with a NULL env (none, or empty) if the job exists. */
 	[ST_GET_ENV] = "SELECT e.env FROM jobs j LEFT JOIN envs e "
 	               "ON e.id = j.env_id WHERE j.id = ?",
-	[ST_ENV_FIND] = "SELECT id FROM envs WHERE env = ?",
-	[ST_ENV_ADD] = "INSERT INTO envs(env) VALUES(?)",
+	/* Every env with this hash: the caller compares the bytes. */
+	[ST_ENV_FIND] = "SELECT id, env FROM envs WHERE hash = ?",
+	[ST_ENV_ADD] = "INSERT INTO envs(hash, env) VALUES(?, ?)",
 	/* An env no job uses any more: one probe of jobs_env, no scan. */
 	[ST_ENV_DROP] = "DELETE FROM envs WHERE id = ?1 AND NOT EXISTS "
 	                "(SELECT 1 FROM jobs INDEXED BY jobs_env "
@@ -206,7 +221,6 @@ static const char *queue_sql[ST_MAX] = {
 	[ST_UNCLAIM] = "UPDATE jobs SET state = 2, started_at = NULL, "
 	               "attempt = attempt - 1, instance = NULL "
 	               "WHERE id = ? AND state = 3",
-	[ST_STARTED] = "UPDATE jobs SET sup_pid = ?, run_file = ? WHERE id = ?",
 	[ST_FINISH] = "UPDATE jobs SET state = ?, exit_code = ?, signal = ?, "
 	              "reason = ?, started_at = coalesce(?, started_at), "
 	              "finished_at = ?, array_wait = 0 WHERE id = ?",
@@ -295,7 +309,6 @@ static const char *queue_sql[ST_MAX] = {
 	                     "WHERE state = 1 AND attempt > 0",
 	[ST_DUE] = "UPDATE jobs INDEXED BY jobs_scheduled SET state = 2 "
 	           "WHERE state = 1 AND run_at <= ? RETURNING id",
-	/* ?1 limit, ?2 cutoff, ?3 state or NULL, ?4 owner or NULL */
 	/* ?1 limit, ?2 cutoff, ?3 state or NULL, ?4 owner */
 	[ST_PURGE_SELECT] = "SELECT id FROM jobs INDEXED BY jobs_finished "
 	                    "WHERE state >= 4 AND finished_at <= ?2 "
@@ -360,6 +373,45 @@ queue_pragma(const char *sql, int *ip, char *text, size_t len)
 		queue_fail(sql);
 	sqlite3_finalize(st);
 	return (rv);
+}
+
+/*
+ * FNV-1a (64 bits) of the len bytes at p, as sqlite's signed integer: the
+ * key envs rows are found by. It is part of the store's format: a jobd
+ * with another hash would not find the envs already stored (and would add
+ * them again). Not unique: rows with the same hash differ in their bytes.
+ */
+static int64_t
+queue_env_fnv(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return ((int64_t)h);
+}
+
+/* The hash of an env; the tests replace it to make hashes collide. */
+int64_t (*queue_env_hash)(const void *, size_t) = queue_env_fnv;
+
+/* env_hash(X): queue_env_hash of blob X in SQL (NULL for NULL). */
+static void
+queue_env_hash_sql(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const void *p;
+	int len;
+
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	p = sqlite3_value_blob(argv[0]);
+	len = sqlite3_value_bytes(argv[0]);
+	sqlite3_result_int64(ctx, queue_env_hash(p, (size_t)len));
 }
 
 /*
@@ -442,6 +494,13 @@ queue_open(const char *path)
 	}
 	if (sqlite3_exec(queue_db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
 		queue_fail("setting up the database");
+		goto fail;
+	}
+	/* For the upgrade to version 3, which moves the envs. */
+	if (sqlite3_create_function(
+	        queue_db, "env_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+	        NULL, queue_env_hash_sql, NULL, NULL) != SQLITE_OK) {
+		queue_fail("adding env_hash()");
 		goto fail;
 	}
 	if (queue_migrate(version) != 0)
@@ -600,6 +659,48 @@ queue_rollback(void)
 		queue_exec_st(ST_ROLLBACK);
 }
 
+/*
+ * Mark the open transaction (one mark at a time), so that what is written
+ * after the mark can be undone alone (queue_rollback_to) or kept with the
+ * rest (queue_release): a request's writes, all or none, in a transaction
+ * other requests share. Returns -1 outside a transaction, where SAVEPOINT
+ * would begin one of its own (which RELEASE would commit).
+ */
+int
+queue_savepoint(void)
+{
+	if (!queue_txn_open || sqlite3_get_autocommit(queue_db))
+		return (-1);
+	return (queue_exec_st(ST_SAVEPOINT));
+}
+
+/*
+ * Keep what was written since the mark, in the transaction, and drop the
+ * mark. -1 if sqlite has rolled back the whole transaction on an error
+ * (the commit reports it).
+ */
+int
+queue_release(void)
+{
+	if (sqlite3_get_autocommit(queue_db))
+		return (-1);
+	return (queue_exec_st(ST_RELEASE));
+}
+
+/*
+ * Undo what was written since the mark, keep what was written before it,
+ * and drop the mark. -1 as queue_release().
+ */
+int
+queue_rollback_to(void)
+{
+	if (sqlite3_get_autocommit(queue_db))
+		return (-1);
+	if (queue_exec_st(ST_ROLLBACK_TO) != 0)
+		return (-1);
+	return (queue_exec_st(ST_RELEASE));
+}
+
 /* Pack a NULL-terminated string array into one blob of NUL-ended strings. */
 static char *
 queue_pack(char **v, int *lenp)
@@ -738,13 +839,16 @@ queue_env_drop(int64_t id)
 
 /*
  * The id of the envs row that holds env, added if no job has it yet; 0 for
- * an empty (or NULL) env, which has no row. Returns 0 or -1.
+ * an empty (or NULL) env, which has no row. A row is found by its hash and
+ * then its bytes: a collision costs a row, never a job another's env.
+ * Returns 0 or -1.
  */
 static int
 queue_env_id(char **env, int64_t *idp)
 {
 	sqlite3_stmt *st = queue_st[ST_ENV_FIND];
-	int64_t id = 0;
+	int64_t id = 0, hash;
+	const void *p;
 	char *blob;
 	int len, rc;
 
@@ -753,13 +857,21 @@ queue_env_id(char **env, int64_t *idp)
 		return (0);
 	}
 	blob = queue_pack(env, &len);
-	sqlite3_bind_blob(st, 1, blob, len, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
+	hash = queue_env_hash(blob, (size_t)len);
+	sqlite3_bind_int64(st, 1, hash);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		p = sqlite3_column_blob(st, 1);
+		if (p != NULL && sqlite3_column_bytes(st, 1) == len &&
+		    memcmp(p, blob, (size_t)len) == 0) {
+			id = sqlite3_column_int64(st, 0);
+			break;
+		}
+	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc == SQLITE_DONE) {
-		sqlite3_bind_blob(queue_st[ST_ENV_ADD], 1, blob, len,
+		sqlite3_bind_int64(queue_st[ST_ENV_ADD], 1, hash);
+		sqlite3_bind_blob(queue_st[ST_ENV_ADD], 2, blob, len,
 		                  SQLITE_STATIC);
 		if (queue_exec_st(ST_ENV_ADD) == 0)
 			id = sqlite3_last_insert_rowid(queue_db);
@@ -775,7 +887,8 @@ queue_env_id(char **env, int64_t *idp)
 /*
  * Insert a new job from j (everything a submit sets) and set j->id; j->id
  * already set (an array task) is kept. Inside the loop's transaction.
- * Returns 0 or -1.
+ * Returns 0 or -1; a failed insert may leave the env row it added, which
+ * the caller's queue_rollback_to() (or rollback) takes away.
  */
 int
 queue_job_insert(struct job *j)
@@ -812,12 +925,8 @@ queue_job_insert(struct job *j)
 	if (j->array_id != 0)
 		sqlite3_bind_int64(st, 25, j->array_index);
 	queue_bind_opt(st, 26, j->array_limit);
-	if (queue_exec_st(ST_INSERT) != 0) {
-		/* The transaction goes on: leave no env that nothing uses. */
-		if (env_id != 0 && !sqlite3_get_autocommit(queue_db))
-			queue_env_drop(env_id);
+	if (queue_exec_st(ST_INSERT) != 0)
 		return (-1);
-	}
 	j->id = sqlite3_last_insert_rowid(queue_db);
 	return (0);
 }
@@ -1002,18 +1111,6 @@ queue_job_unclaim(int64_t id)
 {
 	sqlite3_bind_int64(queue_st[ST_UNCLAIM], 1, id);
 	return (queue_exec_st(ST_UNCLAIM));
-}
-
-/* Record the supervisor of running job id. */
-int
-queue_job_started(int64_t id, int64_t sup_pid, const char *run_file)
-{
-	sqlite3_stmt *st = queue_st[ST_STARTED];
-
-	sqlite3_bind_int64(st, 1, sup_pid);
-	sqlite3_bind_text(st, 2, run_file, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, id);
-	return (queue_exec_st(ST_STARTED));
 }
 
 /*

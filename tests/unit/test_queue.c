@@ -2,8 +2,8 @@
  * Unit tests for daemon/queue.c, the job store: schema creation, version
  * checks and the migrations from versions 1 and 2, every field through
  * insert and get, group commit, the claim path per queue, the state
- * changes, queues, dependencies, array slots and ids, start times,
- * attempts, purging, and the environments shared between jobs.
+ * changes, savepoints, queues, dependencies, array slots and ids, start
+ * times, attempts, purging, and the environments shared between jobs.
  * Each test has its own temporary folder and database.
  */
 #include <sys/stat.h>
@@ -31,6 +31,9 @@ struct fixture {
 	char dir[64];
 	char db[128];
 };
+
+/* jobd's own env hash, put back after each test that replaces it. */
+static int64_t (*env_hash_orig)(const void *, size_t);
 
 static int
 setup(void **state)
@@ -69,6 +72,7 @@ teardown(void **state)
 
 	queue_rollback();
 	queue_close();
+	queue_env_hash = env_hash_orig;
 	rv = fixture_rmtree(fx->dir);
 	free(fx);
 	return (rv);
@@ -256,8 +260,13 @@ test_open_creates_schema(void **state)
 	                                "'jobs_idem', 'jobs_scheduled', "
 	                                "'jobs_finished', 'jobs_array', "
 	                                "'jobs_array_wait', 'jobs_queue', "
-	                                "'job_deps_by_dep', 'jobs_env')"),
-	                 10);
+	                                "'job_deps_by_dep', 'jobs_env', "
+	                                "'envs_hash')"),
+	                 11);
+	/* envs is found by a hash, not by a second copy of each env. */
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM pragma_index_list"
+	                                "('envs') WHERE \"unique\""),
+	                 0);
 	/* A job holds an env's id, not a copy of it. */
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM pragma_table_info"
 	                                "('jobs') WHERE name = 'env'"),
@@ -679,23 +688,6 @@ test_unclaim(void **state)
 	assert_int_equal(queue_job_get(id, &j), 0);
 	assert_int_equal(j.state, JOB_QUEUED);
 	assert_int_equal(j.attempt, 0);
-	job_clear(&j);
-}
-
-static void
-test_started(void **state)
-{
-	struct job j;
-	int64_t id;
-
-	(void)state;
-	id = insert_running();
-	assert_int_equal(queue_begin(), 0);
-	assert_int_equal(queue_job_started(id, 12345, "/x/run/1.run"), 0);
-	assert_int_equal(queue_commit(), 0);
-	assert_int_equal(queue_job_get(id, &j), 0);
-	assert_int_equal(j.sup_pid, 12345);
-	assert_int_equal(j.state, JOB_RUNNING);
 	job_clear(&j);
 }
 
@@ -1797,13 +1789,12 @@ rows_of(const char *db, const char *table, const char *col, int64_t id)
 	return (db_int(db, sql));
 }
 
-/* Queued job id runs one attempt and ends in state at finished. */
+/* Running job id ends in state at finished. */
 static void
-end_job(int64_t id, int state, int64_t finished)
+end_running(int64_t id, int state, int64_t finished)
 {
 	struct job f;
 
-	claim_drop(id);
 	memset(&f, 0, sizeof f);
 	f.id = id;
 	f.state = state;
@@ -1814,6 +1805,14 @@ end_job(int64_t id, int state, int64_t finished)
 	assert_int_equal(queue_attempt_add(&f), 0);
 	assert_int_equal(queue_job_finish(&f), 0);
 	assert_int_equal(queue_commit(), 0);
+}
+
+/* Queued job id runs one attempt and ends in state at finished. */
+static void
+end_job(int64_t id, int state, int64_t finished)
+{
+	claim_drop(id);
+	end_running(id, state, finished);
 }
 
 /* A job of uid that ran one attempt and ended in state at finished. */
@@ -1971,6 +1970,15 @@ assert_claim_env(int64_t id, char **want)
 	job_clear(&j);
 }
 
+/* Every env hashes alike: each lookup meets every row. */
+static int64_t
+env_hash_same(const void *p, size_t len)
+{
+	(void)p;
+	(void)len;
+	return (-42);
+}
+
 /*
  * Jobs with the same env share one row of envs, whatever the order of
  * submits and commits; each still starts with its own env.
@@ -2019,18 +2027,24 @@ test_env_shared(void **state)
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
 	assert_int_equal(env_of(fx->db, a3), env_of(fx->db, a4));
 
-	/* A submit the store refuses leaves no env behind. */
+	/* A submit the store refuses, undone to its savepoint (as submit
+	   does), leaves no env behind. */
 	assert_int_equal(queue_begin(), 0);
 	job_make(&j, 1000, 0, "k");
 	assert_int_equal(queue_job_insert(&j), 0);
 	job_clear(&j);
+	assert_int_equal(queue_savepoint(), 0);
 	job_make(&j, 1000, 0, "k");
 	util_strv_free(j.env);
 	j.env = strv("REFUSED=1", NULL);
 	assert_int_equal(queue_job_insert(&j), -1);
 	job_clear(&j);
+	assert_int_equal(queue_rollback_to(), 0);
 	assert_int_equal(queue_commit(), 0);
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs WHERE "
+	                                "idem_key = 'k'"),
+	                 1);
 
 	/* A rolled back submit leaves no env behind. */
 	assert_int_equal(queue_begin(), 0);
@@ -2112,13 +2126,14 @@ test_env_purge(void **state)
 
 /*
  * A version 2 store, made from a version 1 one by jobd's own step, is
- * upgraded: each distinct env is kept once, byte for byte, each job refers
- * to its own, and the old copies are gone.
+ * upgraded: each distinct env is kept once, byte for byte, with the hash
+ * a submit looks it up by, each job refers to its own, and the old copies
+ * are gone.
  */
 static void
-test_migrate_env(void **state)
+migrate_env(struct fixture *fx)
 {
-	struct fixture *fx = *state;
+	static const char a_bytes[] = "A=1\0S=a b\0U=\xc3\xa9"; /* and NUL */
 	char sql[4096];
 	char **a = strv("A=1", "S=a b", "U=\xc3\xa9", NULL);
 	char **b = strv("PATH=/bin", NULL), **c = strv("A=1", NULL);
@@ -2180,6 +2195,11 @@ test_migrate_env(void **state)
 	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs WHERE id IN "
 	                                "(4, 5) AND env_id IS NULL"),
 	                 2);
+	assert_int_equal(db_job_int(fx->db,
+	                            "SELECT e.hash FROM jobs j JOIN envs e ON "
+	                            "e.id = j.env_id WHERE j.id = %lld",
+	                            1),
+	                 queue_env_hash(a_bytes, sizeof a_bytes));
 #undef ENV_A
 #undef ENV_B
 #undef ENV_C
@@ -2202,6 +2222,209 @@ test_migrate_env(void **state)
 	util_strv_free(b);
 	util_strv_free(c);
 	util_strv_free(none);
+}
+
+static void
+test_migrate_env(void **state)
+{
+	migrate_env(*state);
+}
+
+/* The same upgrade when every env has the same hash: still one row each. */
+static void
+test_migrate_env_collision(void **state)
+{
+	struct fixture *fx = *state;
+
+	queue_env_hash = env_hash_same;
+	migrate_env(fx);
+	assert_int_equal(
+	    db_int(fx->db, "SELECT count(DISTINCT hash) FROM envs"), 1);
+}
+
+/*
+ * A supervisor's pid that an older jobd stored is still read (worker.c
+ * falls back on it when the run file has none), and a requeue clears it.
+ */
+static void
+test_sup_pid_read(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[128];
+	struct job j;
+	int64_t id;
+
+	id = insert_running();
+	snprintf(sql, sizeof sql,
+	         "UPDATE jobs SET sup_pid = 12345, run_file = '/x/1.run' "
+	         "WHERE id = %lld",
+	         (long long)id);
+	db_exec(fx->db, sql);
+	assert_int_equal(queue_job_get(id, &j), 0);
+	assert_int_equal(j.sup_pid, 12345);
+	assert_int_equal(j.state, JOB_RUNNING);
+	job_clear(&j);
+	assert_int_equal(queue_begin(), 0);
+	assert_int_equal(queue_job_requeue(id, JOB_QUEUED, 0, NULL, 1), 0);
+	assert_int_equal(queue_commit(), 0);
+	assert_int_equal(queue_job_get(id, &j), 0);
+	assert_int_equal(j.sup_pid, 0);
+	job_clear(&j);
+	assert_int_equal(
+	    db_job_int(fx->db,
+	               "SELECT run_file IS NULL FROM jobs WHERE id = %lld", id),
+	    1);
+}
+
+/*
+ * The hash is FNV-1a, 64 bits (the published value for "a"), stored as
+ * sqlite's signed integer: it is part of the store's format.
+ */
+static void
+test_env_hash(void **state)
+{
+	struct fixture *fx = *state;
+	const char env[] = "PATH=/bin"; /* with its NUL, as stored */
+	int64_t id;
+
+	assert_int_equal((uint64_t)queue_env_hash("a", 1),
+	                 0xaf63dc4c8601ec8cULL);
+	assert_int_equal((uint64_t)queue_env_hash("", 0),
+	                 0xcbf29ce484222325ULL);
+	id = insert_env(strv("PATH=/bin", NULL));
+	assert_int_equal(db_job_int(fx->db,
+	                            "SELECT e.hash FROM jobs j JOIN envs e ON "
+	                            "e.id = j.env_id WHERE j.id = %lld",
+	                            id),
+	                 queue_env_hash(env, sizeof env));
+}
+
+/*
+ * Different envs with the same hash each get a row of their own, found by
+ * their bytes: every job starts with exactly its env, and an equal env
+ * still shares its row.
+ */
+static void
+test_env_collision(void **state)
+{
+	struct fixture *fx = *state;
+	char **a = strv("PATH=/bin", "HOME=/root", NULL);
+	char **b = strv("PATH=/usr", "HOME=/root", NULL); /* a's length */
+	char **p = strv("PATH=/bin", NULL), **e = strv("", NULL);
+	struct job j;
+	int64_t a1, b1, p1, e1, a2, b2, ids[8];
+
+	queue_env_hash = env_hash_same;
+	a1 = insert_env(strv("PATH=/bin", "HOME=/root", NULL));
+	b1 = insert_env(strv("PATH=/usr", "HOME=/root", NULL));
+	p1 = insert_env(strv("PATH=/bin", NULL)); /* a prefix of a */
+	e1 = insert_env(strv("", NULL));          /* one byte: a NUL */
+	a2 = insert_env(strv("PATH=/bin", "HOME=/root", NULL));
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs "
+	                                "WHERE hash = -42"),
+	                 4);
+	assert_int_equal(env_of(fx->db, a1), env_of(fx->db, a2));
+	assert_true(env_of(fx->db, a1) != env_of(fx->db, b1));
+	assert_true(env_of(fx->db, a1) != env_of(fx->db, p1));
+	assert_true(env_of(fx->db, p1) != env_of(fx->db, e1));
+
+	/* The same again in one transaction: b found among the others. */
+	assert_int_equal(queue_begin(), 0);
+	job_make(&j, 1000, 0, NULL);
+	util_strv_free(j.env);
+	j.env = strv("PATH=/usr", "HOME=/root", NULL);
+	assert_int_equal(queue_job_insert(&j), 0);
+	b2 = j.id;
+	job_clear(&j);
+	assert_int_equal(queue_commit(), 0);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 4);
+	assert_int_equal(env_of(fx->db, b1), env_of(fx->db, b2));
+
+	assert_claim_env(a1, a);
+	assert_claim_env(b1, b);
+	assert_claim_env(p1, p);
+	assert_claim_env(e1, e);
+	assert_claim_env(a2, a);
+	assert_claim_env(b2, b);
+
+	/* Purging b's jobs takes b's row only. */
+	end_running(b1, JOB_SUCCEEDED, 100);
+	end_running(b2, JOB_SUCCEEDED, 200);
+	assert_int_equal(purge(200, -1, -1, ids, 8), 2);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 3);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs WHERE env = "
+	                                "CAST('PATH=/usr' || X'00' || "
+	                                "'HOME=/root' || X'00' AS BLOB)"),
+	                 0);
+	util_strv_free(a);
+	util_strv_free(b);
+	util_strv_free(p);
+	util_strv_free(e);
+}
+
+/*
+ * A savepoint in the loop's transaction: rolling back to it takes away
+ * what was written after it (a job, and the env it added), keeps what was
+ * written before it, and the transaction goes on; released, its writes
+ * stay. Outside a transaction there is none (SAVEPOINT would begin one).
+ */
+static void
+test_savepoint(void **state)
+{
+	struct fixture *fx = *state;
+	struct job j;
+	int64_t before, gone, after, kept;
+
+	assert_int_equal(queue_savepoint(), -1);
+	assert_int_equal(queue_in_txn(), 0);
+
+	assert_int_equal(queue_begin(), 0);
+	job_make(&j, 1000, 0, "before");
+	assert_int_equal(queue_job_insert(&j), 0);
+	before = j.id;
+	job_clear(&j);
+	assert_int_equal(queue_savepoint(), 0);
+	job_make(&j, 1000, 0, "gone");
+	util_strv_free(j.env);
+	j.env = strv("GONE=1", NULL);
+	assert_int_equal(queue_job_insert(&j), 0);
+	gone = j.id;
+	job_clear(&j);
+	assert_int_equal(queue_queue_set("gone", 3, -1), 0);
+	assert_int_equal(queue_rollback_to(), 0);
+	assert_int_equal(queue_in_txn(), 1);
+	/* Again, released this time. */
+	assert_int_equal(queue_savepoint(), 0);
+	job_make(&j, 1000, 0, "after");
+	assert_int_equal(queue_job_insert(&j), 0);
+	after = j.id;
+	job_clear(&j);
+	assert_int_equal(queue_release(), 0);
+	job_make(&j, 1000, 0, "kept");
+	assert_int_equal(queue_job_insert(&j), 0);
+	kept = j.id;
+	job_clear(&j);
+	assert_int_equal(queue_commit(), 0);
+
+	assert_true(before > 0 && gone > before);
+	assert_true(after > before && kept > after);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs"), 3);
+	assert_int_equal(rows_of(fx->db, "jobs", "id", before), 1);
+	assert_int_equal(rows_of(fx->db, "jobs", "id", after), 1);
+	assert_int_equal(rows_of(fx->db, "jobs", "id", kept), 1);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM jobs WHERE "
+	                                "idem_key = 'gone'"),
+	                 0);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM envs"), 1);
+	assert_int_equal(db_int(fx->db, "SELECT count(*) FROM queues "
+	                                "WHERE name = 'gone'"),
+	                 0);
+
+	/* Outside a transaction still: a begin works (none was opened). */
+	assert_int_equal(queue_savepoint(), -1);
+	assert_int_equal(queue_begin(), 0);
+	assert_int_equal(queue_commit(), 0);
 }
 
 struct attempt_rows {
@@ -2503,7 +2726,7 @@ main(void)
 		T(test_claim),
 		T(test_claim_not_queued),
 		T(test_unclaim),
-		T(test_started),
+		T(test_sup_pid_read),
 		T(test_finish),
 		T(test_cancel_queued),
 		T(test_cancel_running),
@@ -2527,7 +2750,11 @@ main(void)
 		T(test_finished_nth),
 		T(test_env_shared),
 		T(test_env_purge),
+		T(test_env_hash),
+		T(test_env_collision),
+		T(test_savepoint),
 		T_CLOSED(test_migrate_env),
+		T_CLOSED(test_migrate_env_collision),
 		T(test_attempts_requeue),
 		T(test_cancel_reason),
 		T(test_list_filters),
@@ -2536,5 +2763,6 @@ main(void)
 #undef T
 #undef T_CLOSED
 
+	env_hash_orig = queue_env_hash;
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }
