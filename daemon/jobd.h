@@ -234,7 +234,8 @@ int queue_finished_nth(int64_t, int64_t *);
 void sched_init(void);
 void sched_kick(void);
 void sched_times_changed(void);
-void sched_run(void);
+void sched_claim_next(void);
+void sched_start_claimed(int);
 int sched_dep_ok(int, int);
 int sched_holds_slot(const struct job *);
 int sched_job_done(int64_t, int, int64_t, int);
@@ -247,6 +248,7 @@ void sched_fini(void);
 /* worker.c (the only fork/exec user) */
 void worker_init(void);
 void worker_recover(void);
+int worker_files_pending(int64_t);
 int worker_spawn(const struct job *);
 int worker_count(void);
 int worker_settled(void);

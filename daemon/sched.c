@@ -495,14 +495,23 @@ sched_pick(struct sched_queues *qs, int64_t *idp, struct sched_queue **qp)
 	return (found ? 0 : 1);
 }
 
-/* Claim (in one transaction) up to free jobs into jobs; returns how many. */
+/* Jobs claimed by sched_claim_next, started once their claims commit. */
+static struct job sched_claimed[SCHED_CLAIM_MAX];
+static int sched_nclaimed;
+static int sched_again; /* claim more in the next loop turn */
+
+/*
+ * Claim up to free_slots jobs into jobs, in the open transaction (under a
+ * savepoint: a failure takes back these claims, not the rest of the
+ * transaction); returns how many.
+ */
 static int
 sched_claim(struct job *jobs, int free_slots)
 {
 	struct sched_queues qs = { NULL, 0, 0 };
 	struct sched_queue *q = NULL;
 	int64_t id = 0;
-	int k = 0, rv;
+	int k = 0, rv, marked = 0;
 
 	if (queue_queue_list(NULL, sched_queue_add, &qs) != 0)
 		goto fail;
@@ -513,61 +522,91 @@ sched_claim(struct job *jobs, int free_slots)
 			sched_dirty = 0; /* nothing more can start for now */
 			break;
 		}
-		if (k == 0 && queue_begin() != 0)
+		/* A job that just ended, at once again: after this commit. */
+		if (worker_files_pending(id)) {
+			sched_again = 1;
+			break;
+		}
+		if (!marked && (queue_begin() != 0 || queue_savepoint() != 0))
 			goto fail;
+		marked = 1;
 		if (queue_job_claim(id, &jobs[k]) != 0)
 			goto fail;
 		q->running++;
 		k++;
 	}
 	sched_queues_free(&qs);
+	if (marked && queue_release() != 0)
+		goto undo;
 	return (k);
 fail:
-	/* Undo every claim of this round; try again later. */
 	sched_queues_free(&qs);
-	if (k > 0)
-		queue_rollback();
+	if (marked)
+		queue_rollback_to();
+undo:
+	/* Undo every claim of this round; try again later. */
 	while (k > 0)
 		job_clear(&jobs[--k]);
 	sched_backoff();
 	return (0);
 }
 
+/*
+ * Before the loop turn's commit: claim the jobs that can start now, in its
+ * transaction, so that one commit (one fsync) records both the turn's
+ * writes (a submit, a job's end) and the starts they allow.
+ */
 void
-sched_run(void)
+sched_claim_next(void)
 {
-	struct job jobs[SCHED_CLAIM_MAX];
-	int free_slots, k, i;
+	int free_slots;
 
 	if (sched_timer_dirty)
 		sched_timer_arm();
-	if (!sched_dirty || evtimer_pending(sched_retry_ev, NULL))
+	if (sched_nclaimed > 0 || !sched_dirty ||
+	    evtimer_pending(sched_retry_ev, NULL))
 		return;
 	free_slots = jobd_conf.parallel - worker_count();
 	if (free_slots <= 0)
 		return;
 	if (free_slots > SCHED_CLAIM_MAX)
 		free_slots = SCHED_CLAIM_MAX;
-	if ((k = sched_claim(jobs, free_slots)) == 0)
+	sched_nclaimed = sched_claim(sched_claimed, free_slots);
+}
+
+/*
+ * After that commit: start the claimed jobs, their claims durable before
+ * the spawn (at most one start per attempt); or, if the commit failed,
+ * forget them and try again shortly.
+ */
+void
+sched_start_claimed(int failed)
+{
+	int i, k = sched_nclaimed;
+
+	sched_nclaimed = 0;
+	if (sched_again)
+		server_wake();
+	sched_again = 0;
+	if (k == 0)
 		return;
-	/* Durable before the fork: at most one start per attempt. */
-	if (queue_commit() != 0) {
+	if (failed) {
 		log_warnx("cannot record job starts; retrying shortly");
 		for (i = 0; i < k; i++)
-			job_clear(&jobs[i]);
+			job_clear(&sched_claimed[i]);
 		sched_backoff();
 		return;
 	}
 	for (i = 0; i < k; i++) {
-		if (worker_spawn(&jobs[i]) != 0) {
+		if (worker_spawn(&sched_claimed[i]) != 0) {
 			log_warn("cannot start job %lld; it stays queued",
-			         (long long)jobs[i].id);
+			         (long long)sched_claimed[i].id);
 			if (queue_begin() == 0)
-				queue_job_unclaim(jobs[i].id);
+				queue_job_unclaim(sched_claimed[i].id);
 			sched_backoff();
 		}
-		dispatch_job_changed(jobs[i].id, 0);
-		job_clear(&jobs[i]);
+		dispatch_job_changed(sched_claimed[i].id, 0);
+		job_clear(&sched_claimed[i]);
 	}
 	/* The unclaims, if any, and parked requests wait for the hook. */
 	server_wake();

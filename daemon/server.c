@@ -2,9 +2,10 @@
  * The event loop. One libevent base runs everything; signals are events.
  * server_hook() runs once at the end of each loop iteration in which
  * something happened (server_wake): it commits the iteration's writes in one
- * transaction (group commit), then sends the replies that waited on that
- * commit, then lets the scheduler start jobs. No reply that promises a
- * write goes out before its commit.
+ * transaction (group commit), with the claims of the jobs the scheduler
+ * can start now, then sends the replies that waited on that commit, then
+ * starts those jobs. No reply that promises a write, and no start, goes
+ * out before its commit.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	/* Not while stopping, nor in a turn that asked to stop or drain. */
+	if (!server_stopping && !server_draining && !server_shutdown_asked)
+		sched_claim_next();
 	failed = queue_commit() != 0;
 	sched_after_commit(failed);
 	if (failed)
@@ -53,9 +57,9 @@ server_hook_cb(evutil_socket_t fd, short what, void *arg)
 	else if (!failed && server_shutdown_asked > server_draining)
 		server_draining = server_shutdown_asked;
 	server_shutdown_asked = 0;
-	if (!server_stopping && !server_draining)
-		sched_run();
-	else if (!server_stopping && worker_count() == 0 && worker_settled())
+	sched_start_claimed(failed);
+	if (server_draining && !server_stopping && worker_count() == 0 &&
+	    worker_settled())
 		server_stop("no job runs any more");
 	else if (server_stopping && !queue_in_txn()) {
 		/* Give nng's threads a moment to put the last replies out. */

@@ -734,6 +734,23 @@ worker_unlink(int64_t id)
 	unlink(path);
 }
 
+/*
+ * Does job id have an ended attempt whose files (its outcome, its run file)
+ * wait for this turn's commit to be removed? Its next attempt must not be
+ * claimed in that same commit: a jobd killed between the commit and the
+ * removal would take the old outcome for the new attempt's.
+ */
+int
+worker_files_pending(int64_t id)
+{
+	struct worker *w;
+
+	LIST_FOREACH(w, &worker_ended, entry)
+	if (w->id == id)
+		return (1);
+	return (0);
+}
+
 /* After a commit: send recorded cancels, remove recorded supervisors' files. */
 void
 worker_after_commit(void)
