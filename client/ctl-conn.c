@@ -247,7 +247,8 @@ static int
 ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
                   int timeout_ms, char **bodyp, size_t *lenp)
 {
-	unsigned char hello[PROTO_SP_HELLO], head[PROTO_SP_HEAD], frame[9];
+	unsigned char hello[PROTO_SP_HELLO], head[PROTO_SP_HEAD],
+	    frame[PROTO_SP_FRAME];
 	struct iovec iov[3];
 	int64_t deadline = util_mono_ms() + timeout_ms;
 	uint64_t rlen;
@@ -284,7 +285,7 @@ ctl_conn_exchange(struct ctl_conn *conn, const char *req, size_t len,
 		}
 		/* A reply to an earlier request (none is in flight): not ours.
 		 */
-		if (memcmp(body, head + 9, 4) == 0)
+		if (memcmp(body, head + PROTO_SP_FRAME, 4) == 0)
 			break;
 		free(body);
 	}

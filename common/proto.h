@@ -161,9 +161,10 @@ int proto_reply_status(json_t *, char *, size_t);
  * top bit set), then the JSON. A reply starts with the same request id.
  */
 #define PROTO_SP_HELLO 8
-#define PROTO_SP_HEAD  13
-#define PROTO_SP_REQ   0x0030 /* nng's REQ v0 */
-#define PROTO_SP_REP   0x0031 /* nng's REP v0 */
+#define PROTO_SP_FRAME 9                    /* type 1, 64-bit length */
+#define PROTO_SP_HEAD  (PROTO_SP_FRAME + 4) /* and the request id */
+#define PROTO_SP_REQ   0x0030               /* nng's REQ v0 */
+#define PROTO_SP_REP   0x0031               /* nng's REP v0 */
 void proto_sp_hello(unsigned char *, unsigned);
 int proto_sp_hello_ok(const unsigned char *, unsigned);
 void proto_sp_head(unsigned char *, size_t, uint32_t);

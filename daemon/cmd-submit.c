@@ -368,8 +368,8 @@ cmd_submit_insert(struct request *r, struct job *j, const struct cmd_deps *d)
 static int
 cmd_submit_same_batch(struct request *r, int64_t first)
 {
-	json_t *shells = json_object_get(r->req, "shells"), *e;
-	struct job head, j;
+	json_t *shells = json_object_get(r->req, "shells");
+	struct job head, j, *jp;
 	size_t i;
 	int rv = 0;
 
@@ -377,25 +377,20 @@ cmd_submit_same_batch(struct request *r, int64_t first)
 		return (0);
 	if (dispatch_job_get(r, first, &head) != 0)
 		return (-1);
-	json_array_foreach(shells, i, e)
-	{
-		switch (queue_job_get(first + (int64_t)i, &j)) {
-		case 0:
-			if (j.uid != head.uid ||
-			    j.submitted_at != head.submitted_at ||
-			    j.shell == NULL ||
-			    strcmp(j.shell, json_string_value(e)) != 0)
-				rv = 1;
-			job_clear(&j);
-			break;
-		case 1:
+	for (i = 0; rv == 0 && i < json_array_size(shells); i++) {
+		jp = &head;
+		if (i > 0 && (rv = queue_job_get(first + (int64_t)i, &j)) != 0)
+			break; /* 1: no such job; -1: storage */
+		if (i > 0)
+			jp = &j;
+		if (jp->uid != head.uid ||
+		    jp->submitted_at != head.submitted_at ||
+		    jp->shell == NULL ||
+		    strcmp(jp->shell,
+		           json_string_value(json_array_get(shells, i))) != 0)
 			rv = 1;
-			break;
-		default:
-			rv = -1;
-		}
-		if (rv != 0)
-			break;
+		if (i > 0)
+			job_clear(&j);
 	}
 	job_clear(&head);
 	if (rv > 0)

@@ -141,7 +141,7 @@ ipc_probe_cb(evutil_socket_t fd, short what, void *arg)
 		 * too: the listener is there.
 		 */
 		ipc_probe_got += n > 0 ? (size_t)n : 0;
-		if (n > 0 && ipc_probe_got < PROTO_SP_HELLO + 9)
+		if (n > 0 && ipc_probe_got < PROTO_SP_HELLO + PROTO_SP_FRAME)
 			return;
 		ipc_probe_done();
 		return;

@@ -350,6 +350,20 @@ harness_proc_start(struct harness_proc *p, const char *const *argv,
 }
 
 void
+harness_proc_take(struct harness_proc *p, char **out, char **err)
+{
+	if (out != NULL) {
+		*out = p->out;
+		p->out = NULL;
+	}
+	if (err != NULL) {
+		*err = p->err;
+		p->err = NULL;
+	}
+	harness_proc_free(p);
+}
+
+void
 harness_proc_free(struct harness_proc *p)
 {
 	free(p->out);
@@ -911,15 +925,7 @@ harness_jobctl_run_ms(struct jobd_inst *inst, const char *const *env,
 
 	harness_jobctl_spawn(inst, env, args, &p);
 	code = harness_proc_finish(&p, timeout_ms);
-	if (out != NULL) {
-		*out = p.out;
-		p.out = NULL;
-	}
-	if (err != NULL) {
-		*err = p.err;
-		p.err = NULL;
-	}
-	harness_proc_free(&p);
+	harness_proc_take(&p, out, err);
 	return (code);
 }
 

@@ -103,6 +103,12 @@ int harness_proc_finish(struct harness_proc *, int);
 /* Append what fd has to *buf; close it and set it to -1 at EOF. */
 void harness_drain(int *, char **, size_t *);
 void harness_proc_free(struct harness_proc *);
+/*
+ * Hand a finished process's whole stdout and stderr to *out and *err (each
+ * may be NULL; each gets NULL if nothing was printed; the caller frees
+ * them), and free the rest of it.
+ */
+void harness_proc_take(struct harness_proc *, char **, char **);
 
 /*
  * Run "jobctl --socket URL ARGS..." (NULL-terminated) to the end and return

@@ -65,15 +65,11 @@ batch_run(struct jobd_inst *inst, const char *input, size_t len,
 	harness_proc_start(&p, argv, NULL);
 	free(argv);
 	code = harness_proc_finish(&p, HARNESS_RUN_MS);
-	if (out != NULL) {
-		*out = p.out != NULL ? p.out : strdup("");
-		p.out = NULL;
-	}
-	if (err != NULL) {
-		*err = p.err != NULL ? p.err : strdup("");
-		p.err = NULL;
-	}
-	harness_proc_free(&p);
+	harness_proc_take(&p, out, err);
+	if (out != NULL && *out == NULL)
+		*out = strdup("");
+	if (err != NULL && *err == NULL)
+		*err = strdup("");
 	return (code);
 }
 
